@@ -1,0 +1,161 @@
+"""Warping images with voxel displacement fields, and image derivatives.
+
+Displacements are ``[B, ndim, *spatial]`` in voxel units, components in
+(x, y[, z]) order; the fixed voxel ``p`` samples the moving image at ``p + u(p)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "identity_grid",
+    "voxel_to_normalized",
+    "warp",
+    "central_differences",
+    "spatial_gradient",
+    "resize",
+    "invert_displacement",
+]
+
+
+def identity_grid(shape: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalised sampling grid of the identity, ``[1, *shape, ndim]`` in (x, y[, z]) order."""
+    axes = [torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1
+            else torch.zeros(1, device=device, dtype=dtype) for n in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(mesh[::-1], dim=-1)[None]
+
+
+def voxel_to_normalized(shape: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Factors turning voxel displacements into normalised ones, ``[ndim]`` in (x, y[, z]) order."""
+    factors = [2.0 / (n - 1) if n > 1 else 0.0 for n in shape[::-1]]
+    return torch.tensor(factors, device=device, dtype=dtype)
+
+
+def warp(
+    image: torch.Tensor,
+    displacement: torch.Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "border",
+    grid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sample ``image`` at ``p + displacement(p)``.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        ``[B, C, *spatial]`` on the same grid as the displacement.
+    displacement : torch.Tensor
+        ``[B, ndim, *spatial]`` in voxels, components (x, y[, z]).
+    mode, padding_mode
+        As in :func:`torch.nn.functional.grid_sample` (``"bilinear"`` is
+        trilinear in 3D).
+    grid : torch.Tensor, optional
+        A precomputed :func:`identity_grid` of the spatial shape (saves an
+        allocation in loops).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C, *spatial]``.
+    """
+    shape = image.shape[2:]
+    if grid is None:
+        grid = identity_grid(shape, image.device, image.dtype)
+    scale = voxel_to_normalized(shape, image.device, image.dtype)
+    offset = torch.movedim(displacement, 1, -1) * scale
+    return F.grid_sample(image, grid + offset, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+def central_differences(image: torch.Tensor) -> list[torch.Tensor]:
+    """Central differences in voxel units, one-sided at the border, one tensor per axis.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        ``[B, C, *spatial]`` with 2 or 3 spatial axes.
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``ndim`` tensors ``[B, C, *spatial]``, derivatives along x, y[, z] in that order.
+    """
+    ndim = image.ndim - 2
+    padded = F.pad(image, (1, 1) * ndim, mode="replicate")
+    derivatives = []
+    for axis in range(ndim - 1, -1, -1):  # x is the last array axis
+        forward, backward = padded, padded
+        for other in range(ndim):
+            dim, n = 2 + other, image.shape[2 + other]
+            forward = forward.narrow(dim, 2 if other == axis else 1, n)
+            backward = backward.narrow(dim, 0 if other == axis else 1, n)
+        derivatives.append((forward - backward).mul_(0.5))
+    return derivatives
+
+
+def spatial_gradient(image: torch.Tensor) -> torch.Tensor:
+    """:func:`central_differences` stacked: ``[B, C, ndim, *spatial]``, components (x, y[, z])."""
+    return torch.stack(central_differences(image), dim=2)
+
+
+def resize(image: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Resample ``[B, C, *spatial]`` to ``shape`` over the same (corner-aligned) extent.
+
+    Downsampling averages first (area pooling to the nearest integer factor)
+    so that coarse levels do not alias.
+    """
+    shape = tuple(int(n) for n in shape)
+    if tuple(image.shape[2:]) == shape:
+        return image
+    factors = [max(1, int(n // m)) for n, m in zip(image.shape[2:], shape)]
+    if any(f > 1 for f in factors):
+        image = _box_smooth(image, factors)
+    mode = "bilinear" if image.ndim == 4 else "trilinear"
+    return F.interpolate(image, size=shape, mode=mode, align_corners=True)
+
+
+def _box_smooth(image: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
+    """Separable box filter of width ``factor`` per axis, same size output."""
+    ndim = image.ndim - 2
+    out = image
+    for axis, factor in enumerate(factors):
+        if factor <= 1:
+            continue
+        dim = 2 + axis
+        left = (factor - 1) // 2
+        right = factor - 1 - left
+        pad = [0, 0] * ndim
+        pad[2 * (ndim - 1 - axis)] = left
+        pad[2 * (ndim - 1 - axis) + 1] = right
+        padded = F.pad(out, pad, mode="replicate")
+        cumulative = torch.cumsum(padded, dim=dim)
+        zero = torch.zeros_like(cumulative.narrow(dim, 0, 1))
+        cumulative = torch.cat([zero, cumulative], dim=dim)
+        n = out.shape[dim]
+        out = (cumulative.narrow(dim, factor, n) - cumulative.narrow(dim, 0, n)) / factor
+    return out
+
+
+def invert_displacement(displacement: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+    """Inverse of a smooth voxel displacement field by fixed-point iteration.
+
+    Solves ``v(q) = -u(q + v(q))`` so that ``p + u(p) = q`` implies
+    ``q + v(q) = p``; converges for fields whose Jacobian stays well away from
+    folding (contraction ``|grad u| < 1``).
+
+    Parameters
+    ----------
+    displacement : torch.Tensor
+        ``[B, ndim, *spatial]`` in voxels.
+    iterations : int
+        Fixed-point iterations.
+    """
+    grid = identity_grid(displacement.shape[2:], displacement.device, displacement.dtype)
+    inverse = -displacement
+    for _ in range(iterations):
+        inverse = -warp(displacement, inverse, grid=grid)
+    return inverse

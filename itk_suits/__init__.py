@@ -1,3 +1,36 @@
-"""itk-suits: SUITS multi-modal deformable registration for ITK and SimpleITK."""
+"""itk-suits: SUITS multi-modal deformable registration for ITK and SimpleITK.
+
+>>> import itk_suits
+>>> result = itk_suits.register(fixed, moving)            # doctest: +SKIP
+>>> result.warped, result.transform, result.displacement_field  # doctest: +SKIP
+"""
+
+from .errors import GeometryError, InputImageError, ParameterError, PixelTypeError, SuitsError, TransformError
+from .registration import (
+    EndEvent,
+    IterationEvent,
+    RegistrationParameters,
+    RegistrationResult,
+    ScaleEvent,
+    SuitsRegistrationMethod,
+    register,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "register",
+    "SuitsRegistrationMethod",
+    "RegistrationParameters",
+    "RegistrationResult",
+    "IterationEvent",
+    "ScaleEvent",
+    "EndEvent",
+    "SuitsError",
+    "InputImageError",
+    "PixelTypeError",
+    "GeometryError",
+    "ParameterError",
+    "TransformError",
+    "__version__",
+]

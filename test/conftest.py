@@ -5,17 +5,21 @@ import pytest
 import torch
 
 
-def phantom(shape, seed=0, blobs=12):
-    """A smooth structured phantom in [0, 1]: random Gaussian blobs of random
-    intensity on a dark background, array order (z, y, x)."""
+def phantom(shape, seed=0, blobs=12, smooth=True):
+    """A structured phantom in [0, 1], array order (z, y, x): sharp-edged ellipsoids
+    of random intensity (organ-like) on a dark background, interleaved with smooth
+    Gaussian blobs when ``smooth`` (a piecewise-constant anatomy otherwise)."""
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
     image = np.zeros(shape, np.float32)
-    for _ in range(blobs):
+    for index in range(blobs):
         centre = [rng.uniform(0.2 * n, 0.8 * n) for n in shape]
-        width = [rng.uniform(0.06 * n, 0.16 * n) for n in shape]
+        width = [rng.uniform(0.05 * n, 0.15 * n) for n in shape]
         distance = sum(((g - c) / w) ** 2 for g, c, w in zip(grids, centre, width))
-        image += rng.uniform(0.3, 1.0) * np.exp(-0.5 * distance)
+        if smooth and index % 2:
+            image += rng.uniform(0.3, 1.0) * np.exp(-0.5 * distance)
+        else:
+            image[distance < 1.0] = rng.uniform(0.2, 1.0)
     return image / image.max()
 
 

@@ -72,28 +72,41 @@ def warp(
 
 
 def central_differences(image: torch.Tensor) -> list[torch.Tensor]:
-    """Central differences in voxel units, one-sided at the border, one tensor per axis.
+    """Central differences in voxel units, half one-sided differences at the border.
+
+    The border values equal central differences of the image extended by
+    replication. Without autograd the differences are written into
+    preallocated outputs (this runs in the descent loop); with autograd the
+    same values come from differentiable slicing.
 
     Parameters
     ----------
     image : torch.Tensor
-        ``[B, C, *spatial]`` with 2 or 3 spatial axes.
+        ``[B, C, *spatial]`` with 2 or 3 spatial axes, each at least 2 voxels.
 
     Returns
     -------
     list of torch.Tensor
         ``ndim`` tensors ``[B, C, *spatial]``, derivatives along x, y[, z] in that order.
     """
-    ndim = image.ndim - 2
-    padded = F.pad(image, (1, 1) * ndim, mode="replicate")
+    differentiable = torch.is_grad_enabled() and image.requires_grad
     derivatives = []
-    for axis in range(ndim - 1, -1, -1):  # x is the last array axis
-        forward, backward = padded, padded
-        for other in range(ndim):
-            dim, n = 2 + other, image.shape[2 + other]
-            forward = forward.narrow(dim, 2 if other == axis else 1, n)
-            backward = backward.narrow(dim, 0 if other == axis else 1, n)
-        derivatives.append((forward - backward).mul_(0.5))
+    for dim in range(image.ndim - 1, 1, -1):  # x is the last array axis
+        n = image.shape[dim]
+        if n < 2:
+            derivatives.append(torch.zeros_like(image))
+            continue
+        if differentiable:
+            forward = torch.cat([image.narrow(dim, 1, n - 1), image.narrow(dim, n - 1, 1)], dim=dim)
+            backward = torch.cat([image.narrow(dim, 0, 1), image.narrow(dim, 0, n - 1)], dim=dim)
+            derivatives.append((forward - backward) * 0.5)
+            continue
+        out = torch.empty_like(image)
+        if n > 2:
+            torch.sub(image.narrow(dim, 2, n - 2), image.narrow(dim, 0, n - 2), out=out.narrow(dim, 1, n - 2))
+        torch.sub(image.narrow(dim, 1, 1), image.narrow(dim, 0, 1), out=out.narrow(dim, 0, 1))
+        torch.sub(image.narrow(dim, n - 1, 1), image.narrow(dim, n - 2, 1), out=out.narrow(dim, n - 1, 1))
+        derivatives.append(out.mul_(0.5))
     return derivatives
 
 

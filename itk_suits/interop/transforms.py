@@ -1,0 +1,381 @@
+"""Transforms and displacement fields at the package boundary.
+
+Inside itk-suits transforms are ``SimpleITK.Transform`` objects that map fixed
+points to moving points (ITK's convention). This module reads what users give
+as an initial alignment (itk or SimpleITK transforms, transform files, or the
+names ``"geometry"`` / ``"moments"``), turns the optimiser's voxel displacements
+into physical displacement fields, and builds the transforms returned to the
+caller in the caller's library.
+
+Generic itk <-> SimpleITK conversion goes through an HDF5 transform file in a
+private temporary directory, which stores parameters as doubles and so is
+exact; displacement fields are converted through arrays instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Optional, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from itk_suits.errors import GeometryError, ParameterError, TransformError
+from itk_suits.interop.images import check_kind, error_summary, itk_class_name, to_kind
+
+TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf", ".hdf5", ".mat")
+
+_CENTRING = {
+    "geometry": sitk.CenteredTransformInitializerFilter.GEOMETRY,
+    "moments": sitk.CenteredTransformInitializerFilter.MOMENTS,
+}
+INITIAL_METHODS = ("identity",) + tuple(_CENTRING)
+
+
+def is_itk_transform(obj: Any) -> bool:
+    """Whether ``obj`` is an itk transform, decided without importing ``itk``."""
+    return "Transform" in (itk_class_name(obj) or "")
+
+
+def as_sitk_transform(obj: Any, ndim: int, name: str = "initial_transform") -> Optional[sitk.Transform]:
+    """Convert a user transform to SimpleITK.
+
+    Parameters
+    ----------
+    obj : None, SimpleITK.Transform, itk transform, str or os.PathLike
+        Any itk transform (``itk.AffineTransform``, ``itk.Euler2DTransform``,
+        an ``itk.CompositeTransform`` such as an elastix result converted with
+        ``ConvertToItkTransform``...) or a transform file (.tfm, .txt, .h5,
+        .hdf5, .mat). Maps fixed points to moving points.
+    ndim : int
+        Dimension of the images the transform applies to.
+    name : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    SimpleITK.Transform or None
+        ``obj`` itself for a SimpleITK transform, an exact conversion otherwise;
+        None for None.
+
+    Raises
+    ------
+    TransformError
+        Unsupported object, missing or unreadable file, a transform SimpleITK
+        cannot represent, or a dimension other than ``ndim``.
+    """
+    if obj is None:
+        return None
+    if isinstance(obj, sitk.Transform):
+        transform = obj
+    elif isinstance(obj, (str, os.PathLike)):
+        transform = _read_transform(os.fspath(obj), name)
+    elif is_itk_transform(obj):
+        transform = _sitk_transform_from_itk(obj, name)
+    else:
+        raise TransformError(
+            f"{name} must be a SimpleITK or itk transform or the path of a transform file, "
+            f"not {type(obj).__module__}.{type(obj).__name__}"
+        )
+    if transform.GetDimension() != ndim:
+        raise TransformError(f"{name} is a {transform.GetDimension()}D transform but the images are {ndim}D")
+    return transform
+
+
+def to_itk_transform(transform: sitk.Transform) -> Any:
+    """Convert a SimpleITK transform to the equivalent itk transform (double precision).
+
+    Composite transforms are rebuilt component by component in the same order;
+    displacement field transforms are rebuilt from their field without a file.
+
+    Parameters
+    ----------
+    transform : SimpleITK.Transform
+
+    Returns
+    -------
+    itk.Transform
+        E.g. ``itk.AffineTransform[itk.D, ndim]``, ``itk.CompositeTransform[itk.D, ndim]``.
+
+    Raises
+    ------
+    TransformError
+        ITK cannot read back the transform.
+    """
+    import itk
+
+    transform = transform.Downcast()
+    if isinstance(transform, sitk.CompositeTransform):
+        composite = itk.CompositeTransform[itk.D, transform.GetDimension()].New()
+        for index in range(transform.GetNumberOfTransforms()):
+            composite.AddTransform(to_itk_transform(transform.GetNthTransform(index)))
+        return composite
+    if isinstance(transform, sitk.DisplacementFieldTransform):
+        return displacement_field_transform(transform.GetDisplacementField(), "itk")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "transform.h5")
+        sitk.WriteTransform(transform, path)
+        try:
+            return itk.transformread(path)[0]
+        except RuntimeError as error:
+            raise TransformError(
+                f"ITK cannot represent the SimpleITK {transform.GetName()}: {error_summary(error)}"
+            ) from error
+
+
+def displacement_field_from_index(u_index: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """Physical displacement field from displacements in voxel index units.
+
+    Parameters
+    ----------
+    u_index : numpy.ndarray
+        Shape ``(ndim, [D,] H, W)``: components in (x, y[, z]) order, in voxels
+        of ``reference``'s grid, sampled at its voxels. Fixed voxel ``i`` maps
+        to the moving point at continuous index ``i + u_index[:, i]``.
+    reference : SimpleITK.Image
+        The fixed image, whose grid the field lives on.
+
+    Returns
+    -------
+    SimpleITK.Image
+        ``sitkVectorFloat64`` image on ``reference``'s grid holding
+        ``Direction @ diag(spacing) @ u`` in mm, ITK's (x, y[, z]) order: the
+        field of a ``DisplacementFieldTransform``.
+
+    Raises
+    ------
+    GeometryError
+        ``u_index`` does not have shape ``(ndim, *reference array shape)``.
+    """
+    ndim = reference.GetDimension()
+    expected = (ndim,) + tuple(reversed(reference.GetSize()))
+    u = np.asarray(u_index, dtype=np.float64)
+    if u.shape != expected:
+        raise GeometryError(
+            f"index displacement has shape {u.shape}; the reference grid needs {expected} "
+            f"(components, then the array shape of the reference image)"
+        )
+    millimetres = np.einsum("ij,j...->...i", _index_to_physical(reference), u)
+    field = sitk.GetImageFromArray(np.ascontiguousarray(millimetres), isVector=True)
+    field.CopyInformation(reference)
+    return field
+
+
+def index_displacement_from_field(field: sitk.Image) -> np.ndarray:
+    """Displacements in voxel index units from a physical displacement field.
+
+    The inverse of :func:`displacement_field_from_index`.
+
+    Parameters
+    ----------
+    field : SimpleITK.Image
+        Vector image with ``ndim`` components in mm, (x, y[, z]) order.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(ndim, [D,] H, W)``, components (x, y[, z]) in voxels of ``field``'s grid.
+
+    Raises
+    ------
+    GeometryError
+        ``field`` does not have ``ndim`` components.
+    """
+    _check_field(field)
+    millimetres = sitk.GetArrayViewFromImage(field).astype(np.float64)
+    return np.ascontiguousarray(np.einsum("ij,...j->i...", np.linalg.inv(_index_to_physical(field)), millimetres))
+
+
+def displacement_field_transform(field: sitk.Image, kind: str) -> Any:
+    """Displacement field transform in the caller's library.
+
+    Parameters
+    ----------
+    field : SimpleITK.Image
+        Vector image with ``ndim`` components in mm (see
+        :func:`displacement_field_from_index`). Not modified.
+    kind : {"sitk", "numpy", "itk"}
+        Caller's library; numpy callers get a SimpleITK transform.
+
+    Returns
+    -------
+    SimpleITK.DisplacementFieldTransform or itk.DisplacementFieldTransform[itk.D, ndim]
+        ``x -> x + field(x)`` with linear interpolation of the field.
+
+    Raises
+    ------
+    GeometryError
+        ``field`` does not have ``ndim`` components.
+    ParameterError
+        Unknown ``kind``.
+    """
+    check_kind(kind)
+    _check_field(field)
+    # Cast always returns a new image: the SimpleITK constructor empties the image it is given.
+    field64 = sitk.Cast(field, sitk.sitkVectorFloat64)
+    if kind != "itk":
+        return sitk.DisplacementFieldTransform(field64)
+    import itk
+
+    transform = itk.DisplacementFieldTransform[itk.D, field.GetDimension()].New()
+    transform.SetDisplacementField(to_kind(field64, "itk"))
+    return transform
+
+
+def compose(initial: Any, deformable: Any, kind: str) -> Any:
+    """Composite transform ``T(x) = initial(deformable(x))``: the deformable part acts first.
+
+    Parameters
+    ----------
+    initial : SimpleITK.Transform, itk transform or None
+        The initial alignment (fixed -> moving); None for none.
+    deformable : SimpleITK.Transform or itk transform
+        The deformable part, e.g. from :func:`displacement_field_transform`.
+    kind : {"sitk", "numpy", "itk"}
+        Caller's library; numpy callers get a SimpleITK transform.
+
+    Returns
+    -------
+    SimpleITK.CompositeTransform or itk.CompositeTransform[itk.D, ndim]
+
+    Raises
+    ------
+    TransformError
+        The two transforms differ in dimension, or one cannot be converted.
+    ParameterError
+        Unknown ``kind``.
+    """
+    check_kind(kind)
+    ndim = _dimension(deformable)
+    parts = [("initial", initial), ("deformable", deformable)]
+    parts = [(name, part) for name, part in parts if part is not None]
+    if kind != "itk":
+        return sitk.CompositeTransform([as_sitk_transform(part, ndim, name) for name, part in parts])
+    import itk
+
+    composite = itk.CompositeTransform[itk.D, ndim].New()
+    for name, part in parts:
+        if not (is_itk_transform(part) and itk.template(part)[1][0] is itk.D):
+            part = to_itk_transform(as_sitk_transform(part, ndim, name))
+        elif _dimension(part) != ndim:
+            raise TransformError(f"{name} is a {_dimension(part)}D transform but the images are {ndim}D")
+        composite.AddTransform(part)
+    return composite
+
+
+def initial_transform(
+    fixed: sitk.Image, moving: sitk.Image, method: Union[None, str, os.PathLike, Any]
+) -> Optional[sitk.Transform]:
+    """Initial alignment of the moving image to the fixed image.
+
+    Parameters
+    ----------
+    fixed, moving : SimpleITK.Image
+        Scalar images of the same dimension.
+    method : None, str, os.PathLike, SimpleITK.Transform or itk transform
+        None or ``"identity"``: no initial transform. ``"geometry"``: a rigid
+        (Euler) transform aligning the centres of the two images' extents.
+        ``"moments"``: aligning the centres of mass of the intensities above
+        each image's minimum (so that e.g. CT air at -1000 HU weighs nothing).
+        The rotation is identity in both cases. Anything else is read with
+        :func:`as_sitk_transform` (a transform or a transform file).
+
+    Returns
+    -------
+    SimpleITK.Transform or None
+        Maps fixed points to moving points.
+
+    Raises
+    ------
+    ParameterError
+        A string that is neither a method name nor a transform file path.
+    GeometryError
+        ``fixed`` and ``moving`` differ in dimension.
+    TransformError
+        From :func:`as_sitk_transform`.
+    """
+    ndim = fixed.GetDimension()
+    if moving.GetDimension() != ndim:
+        raise GeometryError(f"fixed is {ndim}D but moving is {moving.GetDimension()}D")
+    if method is None or (isinstance(method, str) and method == "identity"):
+        return None
+    if isinstance(method, str) and method in _CENTRING:
+        weights = _mass if method == "moments" else _as_float
+        euler = sitk.Euler2DTransform() if ndim == 2 else sitk.Euler3DTransform()
+        return sitk.CenteredTransformInitializer(
+            weights(fixed), weights(moving), euler, _CENTRING[method]
+        ).Downcast()
+    if isinstance(method, str) and not _looks_like_path(method):
+        raise ParameterError(
+            f"unknown initial transform {method!r}; expected None, "
+            f"{', '.join(map(repr, INITIAL_METHODS))}, an itk or SimpleITK transform, "
+            f"or the path of a transform file ({', '.join(TRANSFORM_SUFFIXES)})"
+        )
+    return as_sitk_transform(method, ndim)
+
+
+def _read_transform(path: str, name: str) -> sitk.Transform:
+    if not os.path.isfile(path):
+        raise TransformError(f"{name}: no transform file at '{path}'")
+    try:
+        return sitk.ReadTransform(path).Downcast()
+    except RuntimeError as error:
+        raise TransformError(
+            f"{name}: '{path}' is not a transform file ITK can read ({error_summary(error)}). "
+            f"ITK reads .tfm/.txt, .h5/.hdf5 and .mat transform files; for an elastix result pass "
+            f"the itk transform from registration.ConvertToItkTransform("
+            f"registration.GetCombinationTransform()) instead of its TransformParameters file"
+        ) from error
+
+
+def _sitk_transform_from_itk(transform: Any, name: str) -> sitk.Transform:
+    import itk
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "transform.h5")
+        try:
+            itk.transformwrite([transform], path)
+            return sitk.ReadTransform(path).Downcast()
+        except (RuntimeError, TypeError) as error:
+            raise TransformError(
+                f"{name}: cannot convert the itk {type(transform).__name__} to SimpleITK "
+                f"({error_summary(error)})"
+            ) from error
+
+
+def _dimension(transform: Any) -> int:
+    if isinstance(transform, sitk.Transform):
+        return transform.GetDimension()
+    if is_itk_transform(transform):
+        return transform.GetInputSpaceDimension()
+    raise TransformError(f"expected a SimpleITK or itk transform, not {type(transform).__name__}")
+
+
+def _check_field(field: sitk.Image) -> None:
+    ndim = field.GetDimension()
+    if field.GetNumberOfComponentsPerPixel() != ndim:
+        raise GeometryError(
+            f"a {ndim}D displacement field needs {ndim} components per voxel, "
+            f"got {field.GetNumberOfComponentsPerPixel()} ({field.GetPixelIDTypeAsString()})"
+        )
+
+
+def _index_to_physical(image: sitk.Image) -> np.ndarray:
+    """``Direction @ diag(spacing)``: maps index offsets (x, y[, z]) to mm."""
+    ndim = image.GetDimension()
+    return np.reshape(image.GetDirection(), (ndim, ndim)) @ np.diag(image.GetSpacing())
+
+
+def _as_float(image: sitk.Image) -> sitk.Image:
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+def _mass(image: sitk.Image) -> sitk.Image:
+    """Non-negative mass for a centre of mass: intensities minus the image minimum."""
+    image = _as_float(image)
+    return image - float(sitk.GetArrayViewFromImage(image).min())
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.path.splitext(text)[1].lower() in TRANSFORM_SUFFIXES or os.path.exists(text)

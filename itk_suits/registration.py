@@ -63,6 +63,9 @@ _EVENTS = (IterationEvent, ScaleEvent, EndEvent)
 COARSE_SMOOTHNESS = 0.2
 FINE_SMOOTHNESS = 0.4
 
+#: Images with fewer voxels run on one CPU thread unless ``threads`` is given.
+SINGLE_THREAD_VOXELS = 2**18
+
 #: Bytes of working memory per voxel and feature channel (features, warped
 #: copies, gradients, step), used to refuse registrations that cannot fit.
 _BYTES_PER_VOXEL_CHANNEL = 4 * 12
@@ -97,7 +100,10 @@ class RegistrationParameters:
     device : str
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda[:N]"``.
     threads : int or None
-        CPU threads for torch during the registration; ``None`` keeps torch's setting.
+        CPU threads for torch during the registration. ``None``: one thread for
+        images under :data:`SINGLE_THREAD_VOXELS` voxels (small tensor operations
+        gain nothing from threads, and a busy machine makes extra threads
+        dramatically slower), torch's own setting for larger ones.
     """
 
     features: str = "mind"
@@ -407,7 +413,10 @@ class SuitsRegistrationMethod:
         moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
         moving_mask = _field_of_view(moving, fixed, initial)
 
-        with _torch_threads(parameters.threads), torch.no_grad():
+        threads = parameters.threads
+        if threads is None and device.type == "cpu" and np.prod(fixed.GetSize()) < SINGLE_THREAD_VOXELS:
+            threads = 1
+        with _torch_threads(threads), torch.no_grad():
             fixed_tensor = _to_tensor(fixed, device)
             moving_tensor = _to_tensor(moving_on_fixed, device)
             descent = MultiScaleDescent(
@@ -573,7 +582,8 @@ def register(
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
     threads : int, optional
-        torch CPU threads while registering.
+        torch CPU threads while registering (default: one for images under
+        :data:`SINGLE_THREAD_VOXELS` voxels, torch's setting above).
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional
@@ -628,7 +638,7 @@ def _progress_bar(method: SuitsRegistrationMethod, enabled: bool):
     tag = method.AddObserver(IterationEvent, advance)
     try:
         yield
+        bar.update(sum(parameters.iterations) - state["done"])  # scales that stopped early
     finally:
-        bar.update(sum(parameters.iterations) - state["done"])
         bar.close()
         method.RemoveObserver(tag)

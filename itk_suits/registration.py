@@ -91,7 +91,8 @@ class RegistrationParameters:
     learning_rate : float
         Grid optimizer step in normalised [-1, 1] grid units.
     tolerance : float
-        Early stopping threshold in voxels per iteration (``0`` runs every iteration).
+        Early stopping: a scale ends when control points move less than this
+        fraction of the full Adam step per iteration (``0`` runs every iteration).
     initial_transform : None, str or transform
         ``None``/``"identity"``, ``"geometry"`` (image centres), ``"moments"``
         (centres of mass), an itk or SimpleITK transform (e.g. an elastix affine
@@ -111,7 +112,7 @@ class RegistrationParameters:
     iterations: int | tuple[int, ...] = 300
     smoothness: float | tuple[float, ...] | None = None
     learning_rate: float = 0.005
-    tolerance: float = 0.01
+    tolerance: float = 0.1
     initial_transform: Any = None
     device: str = "auto"
     threads: int | None = None
@@ -556,7 +557,7 @@ def register(
     iterations: Sequence[int] | int = 300,
     smoothness: Sequence[float] | float | None = None,
     learning_rate: float = 0.005,
-    tolerance: float = 0.01,
+    tolerance: float = 0.1,
     device: str = "auto",
     threads: int | None = None,
     spacing=None,

@@ -86,9 +86,11 @@ class DescentSettings:
         Confidence floor of the descent step as a fraction of the mean squared
         fixed-feature gradient norm (see :func:`confidence_floor`).
     tolerance : float
-        Early stopping: a scale ends when the largest control-point movement,
-        averaged over the last ``check_every`` iterations, falls below this many
-        voxels per iteration. ``0`` disables early stopping.
+        Early stopping: a scale ends when the largest control-point movement per
+        iteration, averaged over the last ``check_every`` iterations, falls below
+        this fraction of Adam's full step (``learning_rate`` in voxels): the
+        points have stopped travelling and only oscillate about their optimum.
+        ``0`` disables early stopping.
     check_every : int
         Iterations between convergence checks.
     """
@@ -97,7 +99,7 @@ class DescentSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 0.01
     confidence: float = 0.1
-    tolerance: float = 0.01
+    tolerance: float = 0.1
     check_every: int = 10
 
 
@@ -110,7 +112,7 @@ class IterationInfo:
     iteration: int
     iterations: int
     grid_spacing: float
-    movement: float = math.nan  # voxels per iteration at the last check
+    movement: float = math.nan  # fraction of the full Adam step per iteration at the last check
     elapsed: float = 0.0  # seconds since the start of the run
 
 
@@ -276,6 +278,7 @@ class MultiScaleDescent:
         ).reshape((1, -1) + (1,) * len(working))
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
         previous = coefficients.clone()
+        full_step = float(learning_rate.max())
         movement = math.nan
         iteration = 0
         for iteration in range(1, scale.iterations + 1):
@@ -293,7 +296,7 @@ class MultiScaleDescent:
                 gradient += smoothness_gradient(coefficients, scale.smoothness)
             optimizer.step(gradient)
             if iteration % settings.check_every == 0:
-                movement = float((coefficients - previous).abs().max()) / settings.check_every
+                movement = float((coefficients - previous).abs().max()) / (settings.check_every * full_step)
                 previous.copy_(coefficients)
                 if movement < settings.tolerance:
                     self._notify(index, scale, iteration, movement, start)

@@ -394,23 +394,13 @@ class SuitsRegistrationMethod:
             return
         start = time.perf_counter()
         parameters = self._parameters.validated()
-        if self._fixed is None or self._moving is None:
-            raise InputImageError("set both the fixed and the moving image before Update()")
-        fixed, kind = image_io.as_sitk_image(self._fixed, name="fixed", spacing=self._spacing)
-        moving_spacing = self._moving_spacing if self._moving_spacing is not None else self._spacing
-        moving, _ = image_io.as_sitk_image(self._moving, name="moving", spacing=moving_spacing)
-        _check_pair(fixed, moving)
-        image_io.check_intensity_image(fixed, "fixed")
-        image_io.check_intensity_image(moving, "moving")
-        fixed = sitk.Cast(fixed, sitk.sitkFloat32)
-        moving = sitk.Cast(moving, sitk.sitkFloat32)
-        mask = self._read_mask(fixed)
+        fixed, moving, mask, kind = self._read_inputs()
         extractor = get_feature_extractor(parameters.features)
         _check_size(fixed, parameters.grid_spacings)
         device = resolve_device(parameters.device)
         _check_memory(fixed, extractor.channels(fixed.GetDimension()), device)
         initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
-
+        # the moving image on the fixed grid, extended by its edge values, and where it has data
         moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
         moving_mask = _field_of_view(moving, fixed, initial)
 
@@ -418,11 +408,9 @@ class SuitsRegistrationMethod:
         if threads is None and device.type == "cpu" and np.prod(fixed.GetSize()) < SINGLE_THREAD_VOXELS:
             threads = 1
         with _torch_threads(threads), torch.no_grad():
-            fixed_tensor = _to_tensor(fixed, device)
-            moving_tensor = _to_tensor(moving_on_fixed, device)
             descent = MultiScaleDescent(
-                extractor(fixed_tensor),
-                extractor(moving_tensor),
+                extractor(_to_tensor(fixed, device)),
+                extractor(_to_tensor(moving_on_fixed, device)),
                 parameters.schedule(),
                 DescentSettings(learning_rate=parameters.learning_rate, tolerance=parameters.tolerance),
                 fixed_mask=None if mask is None else _to_tensor(mask, device),
@@ -441,7 +429,7 @@ class SuitsRegistrationMethod:
         else:
             transform = sitk_transform
         warped = image_io.resample(moving, fixed, sitk_transform, "linear")
-        result = RegistrationResult(
+        self._result = RegistrationResult(
             warped=image_io.to_kind(warped, kind),
             transform=transform,
             displacement_field=image_io.to_kind(field_image, kind),
@@ -455,8 +443,21 @@ class SuitsRegistrationMethod:
             sitk_transform=sitk_transform,
             index_displacement=displacement,
         )
-        self._result = result
-        self._invoke(EndEvent, result)
+        self._invoke(EndEvent, self._result)
+
+    def _read_inputs(self) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, str]:
+        """Checked float32 fixed and moving images, the fixed mask and the caller's library."""
+        if self._fixed is None or self._moving is None:
+            raise InputImageError("set both the fixed and the moving image before Update()")
+        fixed, kind = image_io.as_sitk_image(self._fixed, name="fixed", spacing=self._spacing)
+        moving_spacing = self._moving_spacing if self._moving_spacing is not None else self._spacing
+        moving, _ = image_io.as_sitk_image(self._moving, name="moving", spacing=moving_spacing)
+        _check_pair(fixed, moving)
+        image_io.check_intensity_image(fixed, "fixed")
+        image_io.check_intensity_image(moving, "moving")
+        fixed = sitk.Cast(fixed, sitk.sitkFloat32)
+        moving = sitk.Cast(moving, sitk.sitkFloat32)
+        return fixed, moving, self._read_mask(fixed), kind
 
     def _read_mask(self, fixed: sitk.Image) -> sitk.Image | None:
         if self._fixed_mask is None:

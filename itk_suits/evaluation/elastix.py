@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -199,6 +200,17 @@ def _check_inputs(fixed, moving, fixed_mask, threads):
     return ndim
 
 
+def _logged_error(path: str) -> str:
+    """The error lines of an elastix log (empty when there is none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = [line.strip() for line in log]
+    except OSError:
+        return ""
+    errors = [line for line in lines if "ERROR" in line.upper() or "Description:" in line]
+    return " ".join(errors[-3:])
+
+
 def run_elastix(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -266,13 +278,20 @@ def run_elastix(
         registration.SetFixedMask(to_kind(sitk.Cast(fixed_mask != 0, sitk.sitkUInt8), "itk"))
     registration.SetParameterObject(parameter_object)
     registration.LogToConsoleOff()
-    registration.LogToFileOff()
     if threads is not None:
         registration.SetNumberOfThreads(int(threads))
 
-    start = time.perf_counter()
-    registration.Update()
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="itk-suits-elastix-") as log_directory:
+        registration.SetOutputDirectory(log_directory)
+        registration.SetLogFileName("elastix.log")
+        registration.LogToFileOn()
+        start = time.perf_counter()
+        try:
+            registration.Update()
+        except RuntimeError as error:
+            reason = _logged_error(os.path.join(log_directory, "elastix.log"))
+            raise SuitsError(f"elastix failed: {reason or error}") from error
+        seconds = time.perf_counter() - start
 
     warped, _ = as_sitk_image(registration.GetOutput(), name="elastix output")
     itk_transform = registration.ConvertToItkTransform(registration.GetCombinationTransform())

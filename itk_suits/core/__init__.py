@@ -6,7 +6,15 @@ Nothing here knows of ITK, SimpleITK or files; 2D and 3D share every code path.
 from .bspline import BSplineGrid, basis_matrix, control_grid_shape, cubic_bspline
 from .descent import confidence_floor, descent_step
 from .device import resolve_device
-from .optimizer import DescentSettings, GridAdam, IterationInfo, MultiScaleDescent, Scale
+from .optimizer import (
+    BSplineDescentModule,
+    DescentSettings,
+    GridAdam,
+    IterationInfo,
+    MultiScaleDescent,
+    Scale,
+    adam_learning_rate,
+)
 from .synthetic import random_smooth_displacement
 from .warp import identity_grid, invert_displacement, resize, spatial_gradient, warp
 
@@ -18,6 +26,8 @@ __all__ = [
     "confidence_floor",
     "descent_step",
     "resolve_device",
+    "BSplineDescentModule",
+    "adam_learning_rate",
     "DescentSettings",
     "GridAdam",
     "IterationInfo",

@@ -42,6 +42,8 @@ __all__ = [
     "smooth_control_grid",
     "smoothness_gradient",
     "level_shape",
+    "BSplineDescentModule",
+    "adam_learning_rate",
     "MultiScaleDescent",
 ]
 
@@ -182,6 +184,103 @@ def _auto_resolution(shape: Sequence[int], spacing: Sequence[float]) -> tuple[in
     return tuple(max(1, min(int(s // 5), (n - 1) // 7)) for n, s in zip(shape, spacing))
 
 
+class BSplineDescentModule:
+    """The B-spline descent module at one scale (the paper's Fig. 1, block C).
+
+    It owns the control grid of one scale and the working level it is evaluated
+    on, and turns features and control coefficients into the descent step and
+    the control-grid gradient. Everything is differentiable with respect to the
+    features and the coefficients, so inference (under ``torch.no_grad``) and
+    feature training share it.
+
+    Parameters
+    ----------
+    image_shape : sequence of int
+        Full-resolution fixed image size, array order.
+    grid_spacing : float
+        Control-point spacing in full-resolution voxels.
+    resolution : tuple of int, optional
+        Downsampling factor of the working level per axis (default: about five
+        working voxels per control spacing).
+    device, dtype
+        Where the grid and the level live.
+    """
+
+    def __init__(self, image_shape, grid_spacing: float, resolution=None, device=None, dtype=torch.float32):
+        self.image_shape = tuple(int(n) for n in image_shape)
+        ndim = len(self.image_shape)
+        spacing = (float(grid_spacing),) * ndim
+        factors = resolution or _auto_resolution(self.image_shape, spacing)
+        self.working = level_shape(self.image_shape, factors)
+        self.grid = BSplineGrid(self.image_shape, spacing, self.working, device=device, dtype=dtype)
+        self.identity = identity_grid(self.working, device, dtype)
+        # full-resolution voxel displacement -> normalised offset; working-voxel step -> full-resolution voxels
+        self.to_normalized = voxel_to_normalized(self.image_shape, device, dtype)
+        self.to_full = torch.tensor(
+            [(n - 1) / (m - 1) if m > 1 else 1.0 for n, m in zip(self.image_shape[::-1], self.working[::-1])],
+            device=device, dtype=dtype,
+        ).reshape((1, -1) + (1,) * ndim)
+
+    def level(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` ``[B, C, *image_shape]`` resampled to the working level."""
+        return resize(image, self.working)
+
+    def warp(self, moving: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        """Working-level ``moving`` sampled through the field of ``coefficients``."""
+        displacement = self.grid.dense(coefficients)
+        sampling = self.identity + torch.movedim(displacement, 1, -1) * self.to_normalized
+        return F.grid_sample(moving, sampling, mode="bilinear", padding_mode="border", align_corners=True)
+
+    def step(
+        self,
+        fixed: torch.Tensor,
+        moving: torch.Tensor,
+        coefficients: torch.Tensor,
+        eps: float | torch.Tensor,
+        fixed_valid: torch.Tensor | None = None,
+        moving_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Descent step ``[B, ndim, *working]`` in full-resolution voxels.
+
+        Parameters
+        ----------
+        fixed, moving : torch.Tensor
+            Working-level features ``[B, C, *working]`` (moving not yet warped).
+        coefficients : torch.Tensor
+            Control coefficients ``[B, ndim, *grid.shape]`` in voxels.
+        eps : float or torch.Tensor
+            Confidence floor (see :func:`confidence_floor`).
+        fixed_valid : torch.Tensor, optional
+            ``[B, 1, *working]`` where the fixed features are trusted.
+        moving_mask : torch.Tensor, optional
+            ``[B, 1, *working]`` moving field of view; warped with the features, and
+            samples where it is below 0.999 get no step.
+        """
+        channels = moving.shape[1]
+        if moving_mask is not None:
+            moving = torch.cat([moving, moving_mask], dim=1)
+        warped = self.warp(moving, coefficients)
+        valid = fixed_valid
+        if moving_mask is not None:
+            inside = (warped[:, channels:] > 0.999).to(fixed)
+            warped = warped[:, :channels]
+            valid = inside if valid is None else valid * inside
+        return descent_step(fixed, warped, eps, valid) * self.to_full
+
+    def grid_gradient(self, step: torch.Tensor, coefficients: torch.Tensor, smoothness: float) -> torch.Tensor:
+        """Control-grid gradient: the negated step through the B-spline adjoint, per unit
+        support, plus the smoothness penalty's gradient."""
+        gradient = self.grid.adjoint(step) / -self.grid.support
+        if smoothness > 0:
+            gradient = gradient + smoothness_gradient(coefficients, smoothness)
+        return gradient
+
+
+def adam_learning_rate(image_shape, learning_rate: float) -> torch.Tensor:
+    """Adam step per component ``[ndim]`` (x, y[, z]) in voxels for a rate in normalised grid units."""
+    return torch.tensor([learning_rate * (n - 1) / 2.0 for n in tuple(image_shape)[::-1]])
+
+
 class MultiScaleDescent:
     """SUITS inference: multi-scale B-spline descent with the grid optimizer.
 
@@ -230,71 +329,45 @@ class MultiScaleDescent:
     def run(self) -> torch.Tensor:
         """Register; returns the dense displacement ``[B, ndim, *spatial]`` in voxels."""
         shape = self.shape
-        ndim = len(shape)
         batch = self.fixed_features.shape[0]
         device, dtype = self.fixed_features.device, self.fixed_features.dtype
-        # Adam's step per component: normalised units times half the extent in voxels.
-        half_extent = torch.tensor([(n - 1) / 2.0 for n in shape[::-1]], dtype=dtype)
-        learning_rate = self.settings.learning_rate * half_extent
+        learning_rate = adam_learning_rate(shape, self.settings.learning_rate).to(dtype)
         start = time.perf_counter()
-        grid = coefficients = None
+        module = coefficients = None
         for index, scale in enumerate(self.scales):
-            spacing = (float(scale.grid_spacing),) * ndim
-            factors = scale.resolution or _auto_resolution(shape, spacing)
-            working = level_shape(shape, factors)
-            finer = BSplineGrid(shape, spacing, working, device=device, dtype=dtype)
-            coefficients = finer.zeros(batch) if grid is None else grid.refine(coefficients, finer)
-            grid = finer
+            finer = BSplineDescentModule(shape, scale.grid_spacing, scale.resolution, device, dtype)
+            coefficients = finer.grid.zeros(batch) if module is None else module.grid.refine(coefficients, finer.grid)
+            module = finer
             scale_start = time.perf_counter()
-            done, movement = self._run_scale(index, scale, grid, coefficients, working, learning_rate, start)
+            done, movement = self._run_scale(index, scale, module, coefficients, learning_rate, start)
             self.log.append({
                 "scale": index,
                 "grid_spacing": scale.grid_spacing,
-                "control_points": list(grid.shape),
-                "working_shape": list(working),
+                "control_points": list(module.grid.shape),
+                "working_shape": list(module.working),
                 "iterations": done,
                 "converged": done < scale.iterations,
                 "movement": movement,
                 "seconds": time.perf_counter() - scale_start,
             })
-        full = BSplineGrid(shape, grid.spacing, device=device, dtype=dtype)
+        full = BSplineGrid(shape, module.grid.spacing, device=device, dtype=dtype)
         return full.dense(coefficients)
 
-    def _run_scale(self, index, scale, grid, coefficients, working, learning_rate, start):
+    def _run_scale(self, index, scale, module, coefficients, learning_rate, start):
         settings = self.settings
-        fixed = resize(self.fixed_features, working)
-        moving = resize(self.moving_features, working)
-        channels = moving.shape[1]
-        if self.moving_mask is not None:
-            moving = torch.cat([moving, resize(self.moving_mask, working)], dim=1)
-        fixed_valid = None if self.fixed_mask is None else (resize(self.fixed_mask, working) > 0.5).to(fixed)
+        fixed = module.level(self.fixed_features)
+        moving = module.level(self.moving_features)
+        moving_mask = None if self.moving_mask is None else module.level(self.moving_mask)
+        fixed_valid = None if self.fixed_mask is None else (module.level(self.fixed_mask) > 0.5).to(fixed)
         eps = confidence_floor(fixed, settings.confidence)
-        identity = identity_grid(working, fixed.device, fixed.dtype)
-        # voxel displacement (full resolution) -> normalised offset, and working-voxel step -> full-res voxels
-        to_normalized = voxel_to_normalized(self.shape, fixed.device, fixed.dtype)
-        to_full = torch.tensor(
-            [(n - 1) / (m - 1) if m > 1 else 1.0 for n, m in zip(self.shape[::-1], working[::-1])],
-            device=fixed.device, dtype=fixed.dtype,
-        ).reshape((1, -1) + (1,) * len(working))
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
         previous = coefficients.clone()
         full_step = float(learning_rate.max())
         movement = math.nan
         iteration = 0
         for iteration in range(1, scale.iterations + 1):
-            displacement = grid.dense(coefficients)
-            sampling = identity + torch.movedim(displacement, 1, -1) * to_normalized
-            warped = F.grid_sample(moving, sampling, mode="bilinear", padding_mode="border", align_corners=True)
-            valid = fixed_valid
-            if self.moving_mask is not None:
-                moving_valid = (warped[:, channels:] > 0.999).to(fixed)
-                warped = warped[:, :channels]
-                valid = moving_valid if valid is None else valid * moving_valid
-            step = descent_step(fixed, warped, eps, valid) * to_full
-            gradient = grid.adjoint(step).div_(-grid.support)
-            if scale.smoothness > 0:
-                gradient += smoothness_gradient(coefficients, scale.smoothness)
-            optimizer.step(gradient)
+            step = module.step(fixed, moving, coefficients, eps, fixed_valid, moving_mask)
+            optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness))
             if iteration % settings.check_every == 0:
                 movement = float((coefficients - previous).abs().max()) / (settings.check_every * full_step)
                 previous.copy_(coefficients)

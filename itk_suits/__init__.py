@@ -6,6 +6,7 @@
 """
 
 from .errors import GeometryError, InputImageError, ParameterError, PixelTypeError, SuitsError, TransformError
+from .extract import SuitsFeatureImageFilter, extract_features
 from .registration import (
     EndEvent,
     IterationEvent,
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "register",
+    "extract_features",
+    "SuitsFeatureImageFilter",
     "SuitsRegistrationMethod",
     "RegistrationParameters",
     "RegistrationResult",

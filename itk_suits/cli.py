@@ -4,6 +4,10 @@ Subcommands::
 
     itk-suits register FIXED MOVING -o OUT [options]   register two image files
     itk-suits demo [-o DIR] [options]                  BrainWeb T1/PD demo with a known deformation
+    itk-suits features IMAGE -o FEATS [options]        feature image (MIND or a learned model)
+    itk-suits export WEIGHTS -o MODEL_DIR              torch feature weights -> ONNX model folder
+    itk-suits compare FIXED MOVING -o DIR [options]    compare methods on two image files (report)
+    itk-suits evaluate --dataset JSON -o DIR [options] compare methods over many pairs (report)
 
 Each subcommand is added to the parser by an ``_add_<name>`` function that
 sets its handler; a handler takes the parsed arguments and returns the exit
@@ -39,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_register(subparsers)
     _add_demo(subparsers)
+    _add_features(subparsers)
+    _add_export(subparsers)
+    _add_compare(subparsers)
+    _add_evaluate(subparsers)
     return parser
 
 
@@ -175,4 +183,240 @@ def _run_demo(arguments: argparse.Namespace) -> int:
     print(f"folding: {report['folding_percent']:.3f} % of voxels (Jacobian determinant <= 0)")
     print(_schedule_line(report["seconds"], report["device"], report["iterations"]))
     print(f"figure: {report['files']['demo.png']}")
+    return 0
+
+
+# --- features -----------------------------------------------------------------------
+
+
+def _refuse_existing_file(path: str, overwrite: bool) -> None:
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"output {path} exists; pass --overwrite to replace it, or choose another name")
+
+
+def _add_features(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "features",
+        help="write the feature image of an image file",
+        description="Compute the features registration compares (MIND-SSC or a learned model) and write "
+                    "them as a vector image with the input's geometry, one component per channel.",
+    )
+    parser.add_argument("image", metavar="IMAGE", help="image file (any format SimpleITK reads)")
+    parser.add_argument("-o", "--output", required=True, metavar="FEATS",
+                        help="output vector image file, e.g. feats.nii.gz")
+    parser.add_argument("--model", default="mind",
+                        help="'mind' (default), 'intensity', 'pretrained', a model folder, or e.g. 'mind+DIR'")
+    parser.add_argument("--modality", choices=("fixed", "moving"), default="fixed",
+                        help="which network of a learned model to use (default: fixed)")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA when present, default), 'cpu' or 'cuda[:N]'")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.set_defaults(handler=_run_features)
+
+
+def _run_features(arguments: argparse.Namespace) -> int:
+    _refuse_existing_file(arguments.output, arguments.overwrite)
+    import SimpleITK as sitk
+
+    from itk_suits.extract import extract_features
+
+    features = extract_features(arguments.image, arguments.model, arguments.modality, device=arguments.device)
+    sitk.WriteImage(features, arguments.output)
+    print(f"wrote {arguments.output} ({features.GetNumberOfComponentsPerPixel()} channels, model {arguments.model})")
+    return 0
+
+
+# --- export -------------------------------------------------------------------------
+
+
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export torch feature weights to an ONNX model folder",
+        description="Turn feature-network weights (a model.pt, or a training checkpoint holding them "
+                    "under 'model') into a model folder: fixed.onnx and moving.onnx (or shared.onnx), "
+                    "model.json with checksums, and model.pt. The folder works as "
+                    "register(..., features=MODEL_DIR).",
+    )
+    parser.add_argument("weights", metavar="CHECKPOINT_OR_MODEL_PT", help="torch weights file")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
+    parser.add_argument("--name", help="model name in the card (default: the one stored with the weights, "
+                                       "else the folder name)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing model files")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(arguments: argparse.Namespace) -> int:
+    from itk_suits.features.model import load_torch_weights, read_model_card
+    from itk_suits.features.onnx import export_onnx
+
+    pair, card_fields = load_torch_weights(arguments.weights)
+    known = ("name", "description", "modalities", "training", "benchmark")
+    fields = {key: card_fields[key] for key in known if key in card_fields}
+    if arguments.name:
+        fields["name"] = arguments.name
+    directory = export_onnx(pair, arguments.output, overwrite=arguments.overwrite, **fields)
+    card = read_model_card(directory)
+    print(f"wrote {directory} ({card.ndim}D, {card.channels} channels, "
+          f"{'shared network' if card.shared else 'fixed and moving networks'})")
+    print(f"onnxruntime vs torch: max abs difference {card.onnx_max_abs_difference:.2e}")
+    return 0
+
+
+# --- compare and evaluate -------------------------------------------------------------
+
+
+def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``compare`` and ``evaluate``: the methods, their shared settings and the report."""
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="report directory: results.json, report.md, report.html, figures/")
+    parser.add_argument("--methods", default="suits-mind,elastix", metavar="LIST",
+                        help="comma-separated methods: suits-<features> (suits-mind, suits-pretrained, ...), "
+                             "elastix (affine then B-spline), elastix-bspline, simpleelastix "
+                             "(default: suits-mind,elastix)")
+    parser.add_argument("--initial-transform", metavar="TRANSFORM",
+                        help="initial alignment given to every method: 'identity' (default), 'geometry', "
+                             "'moments' or a transform file")
+    parser.add_argument("--repeats", type=int, default=1, metavar="N",
+                        help="runs per method; the time reported is their median (default: 1)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads for every method (default: each method's own default)")
+    parser.add_argument("--iterations", nargs="+", type=int, metavar="N",
+                        help="SUITS: maximum iterations per scale, or one number for all scales")
+    parser.add_argument("--device", help="SUITS: 'auto' (CUDA when present, default), 'cpu' or 'cuda[:N]'")
+    parser.add_argument("--elastix-parameters", nargs="+", metavar="FILE",
+                        help="elastix parameter files for the methods elastix and simpleelastix, "
+                             "instead of elastix's default affine and B-spline maps")
+    parser.add_argument("--simpleelastix-python", metavar="PYTHON",
+                        help="interpreter of a separate environment with SimpleITK-SimpleElastix "
+                             "(default: $ITK_SUITS_SIMPLEELASTIX_PYTHON)")
+    parser.add_argument("--save-outputs", action="store_true",
+                        help="also write each method's transform.h5, warped and warped label images")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _comparison_options(arguments: argparse.Namespace) -> dict:
+    """Keyword arguments of ``compare``/``evaluate`` from the shared options."""
+    files = arguments.elastix_parameters
+    return {
+        "methods": arguments.methods,
+        "initial_transform": arguments.initial_transform,
+        "repeats": arguments.repeats,
+        "threads": arguments.threads,
+        "suits_options": _given(arguments, "iterations", "device"),
+        "elastix_maps": {method: files for method in ("elastix", "simpleelastix")} if files else None,
+        "simpleelastix_python": arguments.simpleelastix_python,
+        "save_outputs": arguments.save_outputs,
+        "overwrite": arguments.overwrite,
+        "progress": not arguments.quiet,
+    }
+
+
+def _print_comparison(results: dict, directory: str) -> None:
+    from itk_suits.evaluation.report import format_table
+
+    print(format_table(results))
+    print(f"report: {os.path.join(directory, 'report.html')} (also report.md; every number in results.json)")
+
+
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="register two image files with several methods and write a comparison report",
+        description="Register MOVING onto FIXED with each method (same fixed mask, same initial alignment, "
+                    "same threads) and report Dice and HD95 per label of the warped moving labels, folding, "
+                    "SDlogJ and runtime, with figures, in DIR.",
+    )
+    parser.add_argument("fixed", metavar="FIXED", help="fixed image file (any format SimpleITK reads)")
+    parser.add_argument("moving", metavar="MOVING", help="moving image file")
+    parser.add_argument("--fixed-labels", metavar="PATH", help="label map of the fixed image")
+    parser.add_argument("--moving-labels", metavar="PATH", help="label map of the moving image")
+    parser.add_argument("--fixed-mask", metavar="PATH", help="mask on the fixed grid (non-zero = use)")
+    _add_comparison_options(parser)
+    parser.set_defaults(handler=_run_compare)
+
+
+def _run_compare(arguments: argparse.Namespace) -> int:
+    _check_output_directory(arguments.output, arguments.overwrite)
+    from itk_suits.evaluation.compare import compare
+
+    results = compare(
+        arguments.fixed, arguments.moving, fixed_labels=arguments.fixed_labels,
+        moving_labels=arguments.moving_labels, fixed_mask=arguments.fixed_mask, output_dir=arguments.output,
+        **_comparison_options(arguments),
+    )
+    _print_comparison(results, arguments.output)
+    return 0
+
+
+_SLICE_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def _slice_index(text: str):
+    """``--slice-index``: a voxel index or ``labels``."""
+    if text == "labels":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a slice number or 'labels', got {text!r}") from None
+
+
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compare methods over the pairs of a dataset.json or of folders",
+        description="Register every pair of a Learn2Reg-style dataset.json (or of matching image folders) "
+                    "with each method and report the scores per pair and their means, with figures, in DIR.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", metavar="JSON", help="Learn2Reg-style dataset.json listing the pairs")
+    source.add_argument("--fixed-dir", metavar="DIR", help="folder of fixed images (pairs by sorted name)")
+    parser.add_argument("--split", default="registration_val",
+                        help="pair list of the dataset.json (default: registration_val)")
+    parser.add_argument("--moving-dir", metavar="DIR", help="folder of moving images (with --fixed-dir)")
+    parser.add_argument("--fixed-label-dir", metavar="DIR", help="label maps of the fixed images")
+    parser.add_argument("--moving-label-dir", metavar="DIR", help="label maps of the moving images")
+    parser.add_argument("--all-pairs", action="store_true",
+                        help="with folders: every fixed image with every moving image")
+    parser.add_argument("--slice", choices=tuple(_SLICE_AXES), metavar="AXIS",
+                        help="register 2D slices of 3D pairs, normal to the physical axis x, y or z")
+    parser.add_argument("--slice-index", type=_slice_index, metavar="N",
+                        help="with --slice: the slice number, or 'labels' for the slice through the labels' "
+                             "centroid (default: the middle slice)")
+    _add_comparison_options(parser)
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _pairs(arguments: argparse.Namespace):
+    """The pairs named by ``evaluate``'s options, sliced when asked."""
+    from itk_suits.errors import ParameterError
+    from itk_suits.evaluation import datasets
+
+    folder_options = ("moving_dir", "fixed_label_dir", "moving_label_dir")
+    if arguments.dataset is not None:
+        given = [f"--{name.replace('_', '-')}" for name in folder_options if getattr(arguments, name)]
+        if given or arguments.all_pairs:
+            raise ParameterError(f"{', '.join(given + ['--all-pairs'] * arguments.all_pairs)} only go with "
+                                 "--fixed-dir, not with --dataset")
+        pairs = datasets.pairs_from_dataset_json(arguments.dataset, split=arguments.split)
+    else:
+        if arguments.moving_dir is None:
+            raise ParameterError("--fixed-dir needs --moving-dir (the folder of moving images)")
+        pairs = datasets.pairs_from_folders(arguments.fixed_dir, arguments.moving_dir, arguments.fixed_label_dir,
+                                            arguments.moving_label_dir, all_pairs=arguments.all_pairs)
+    if arguments.slice is None:
+        if arguments.slice_index is not None:
+            raise ParameterError("--slice-index needs --slice (the axis normal to the slices)")
+        return pairs
+    axis = _SLICE_AXES[arguments.slice]
+    return (datasets.slice_pair(pair, axis=axis, index=arguments.slice_index) for pair in pairs)
+
+
+def _run_evaluate(arguments: argparse.Namespace) -> int:
+    _check_output_directory(arguments.output, arguments.overwrite)
+    from itk_suits.evaluation.compare import evaluate
+
+    results = evaluate(_pairs(arguments), output_dir=arguments.output, **_comparison_options(arguments))
+    _print_comparison(results, arguments.output)
     return 0

@@ -410,7 +410,7 @@ class SuitsRegistrationMethod:
         with _torch_threads(threads), torch.no_grad():
             descent = MultiScaleDescent(
                 extractor(_to_tensor(fixed, device)),
-                extractor(_to_tensor(moving_on_fixed, device)),
+                extractor(_to_tensor(moving_on_fixed, device), modality="moving"),
                 parameters.schedule(),
                 DescentSettings(learning_rate=parameters.learning_rate, tolerance=parameters.tolerance),
                 fixed_mask=None if mask is None else _to_tensor(mask, device),

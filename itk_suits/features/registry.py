@@ -1,38 +1,60 @@
-"""Named feature extractors: the feature spaces registration compares images in."""
+"""Feature extractors: the feature spaces registration compares images in.
 
+:func:`get_feature_extractor` turns what a user passes as ``features`` into a
+:class:`FeatureExtractor`: a built-in name (``"mind"``, ``"intensity"``),
+``"pretrained"`` (the model shipped in ``itk_suits/models/``), the path of a
+model folder (run with onnxruntime), several of these joined by ``"+"`` (their
+channels concatenated, e.g. ``"mind+my_model/"``), an in-memory
+:class:`~itk_suits.features.cnn.FeaturePair`, or an extractor object.
+
+A registration computes fixed features with ``extractor(image, modality="fixed")``
+and moving features with ``modality="moving"``; learned models may hold one
+network per modality, hand-crafted features ignore the modality.
+"""
+
+import os
 from abc import ABC, abstractmethod
 
 import torch
 
 from itk_suits.errors import ParameterError
-from itk_suits.features.mind import check_image_batch, mind_ssc
-
-# Percentiles (in %) that :class:`IntensityFeatures` maps to 0 and 1.
-_INTENSITY_PERCENTILES = (0.5, 99.5)
+from itk_suits.features.cnn import FeaturePair, check_modality, normalize_intensities
+from itk_suits.features.mind import mind_ssc
+from itk_suits.features.model import MODELS_DIR, NO_PRETRAINED, pretrained_model_dir, shipped_model_dirs
 
 
 class FeatureExtractor(ABC):
     """Maps a batch of images to feature channels on the same grid.
 
     Subclasses set :attr:`name` and implement :meth:`channels` and :meth:`__call__`.
-    Fixed and moving images are compared channel by channel, so both must go through
-    extractors with the same number of channels.
+    Fixed and moving images are compared channel by channel, so the fixed and the
+    moving variant of an extractor give the same number of channels.
     """
 
     name = ""
 
     @abstractmethod
     def channels(self, ndim):
-        """Number of feature channels for ``ndim``-dimensional images (2 or 3)."""
+        """Number of feature channels for ``ndim``-dimensional images (2 or 3).
+
+        Raises
+        ------
+        ParameterError
+            ``ndim`` is not 2 or 3, or the extractor cannot describe such images
+            (a 2D model asked about 3D images).
+        """
 
     @abstractmethod
-    def __call__(self, image):
+    def __call__(self, image, modality="fixed"):
         """Features of ``image``.
 
         Parameters
         ----------
         image : torch.Tensor
             ``[B, 1, H, W]`` or ``[B, 1, D, H, W]`` intensities, any device.
+        modality : {"fixed", "moving"}
+            The role of the image in the registration: learned models use the
+            network trained for it.
 
         Returns
         -------
@@ -53,7 +75,8 @@ def _check_ndim(ndim):
 class MindFeatures(FeatureExtractor):
     """MIND-SSC self-similarity descriptor with its default parameters (multi-modal).
 
-    6 channels in 2D, 12 in 3D, values in (0, 1]; see :func:`mind_ssc`.
+    6 channels in 2D, 12 in 3D, values in (0, 1]; see :func:`mind_ssc`. The same
+    for both modalities.
     """
 
     name = "mind"
@@ -62,7 +85,8 @@ class MindFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 6 if ndim == 2 else 12
 
-    def __call__(self, image):
+    def __call__(self, image, modality="fixed"):
+        check_modality(modality)
         return mind_ssc(image)
 
 
@@ -70,8 +94,9 @@ class IntensityFeatures(FeatureExtractor):
     """The image itself, robustly scaled to [0, 1] (mono-modal pairs).
 
     Each batch item is mapped linearly so that its 0.5th percentile becomes 0 and its
-    99.5th percentile 1 (nearest-rank percentiles), then clipped to [0, 1]. An image
-    whose two percentiles coincide becomes all zeros. One channel.
+    99.5th percentile 1 (nearest-rank percentiles), then clipped to [0, 1] (see
+    :func:`~itk_suits.features.cnn.normalize_intensities`). An image whose two
+    percentiles coincide becomes all zeros. One channel, the same for both modalities.
     """
 
     name = "intensity"
@@ -80,25 +105,110 @@ class IntensityFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 1
 
-    def __call__(self, image):
-        image = check_image_batch(image)
-        flat = image.flatten(1)
-        count = flat.shape[1]
-        low, high = (
-            flat.kthvalue(1 + round(percent / 100 * (count - 1)), dim=1).values
-            for percent in _INTENSITY_PERCENTILES
-        )
-        spread = high - low
-        scale = torch.where(spread > 0, 1.0 / spread, torch.zeros_like(spread))
-        shape = (-1,) + (1,) * (image.dim() - 1)
-        return ((image - low.view(shape)) * scale.view(shape)).clamp(0.0, 1.0)
+    def __call__(self, image, modality="fixed"):
+        check_modality(modality)
+        return normalize_intensities(image)
+
+
+class ConcatenatedFeatures(FeatureExtractor):
+    """The channels of several extractors side by side (e.g. MIND and learned ones).
+
+    Parameters
+    ----------
+    extractors : sequence of FeatureExtractor
+        In channel order.
+
+    Notes
+    -----
+    The parts keep their own value ranges (MIND in (0, 1], learned features
+    unbounded). The descent step is scale-invariant per channel, but its
+    confidence floor is a fraction of the mean gradient energy of all channels,
+    so a part with much stronger gradients raises the floor of the others.
+    """
+
+    def __init__(self, extractors):
+        self.extractors = tuple(extractors)
+        if len(self.extractors) < 2:
+            raise ParameterError("concatenated features need at least two extractors, e.g. 'mind+my_model/'")
+        self.name = "+".join(extractor.name for extractor in self.extractors)
+
+    def channels(self, ndim):
+        return sum(extractor.channels(ndim) for extractor in self.extractors)
+
+    def __call__(self, image, modality="fixed"):
+        check_modality(modality)
+        return torch.cat([extractor(image, modality=modality) for extractor in self.extractors], dim=1)
+
+
+class TorchFeatureExtractor(FeatureExtractor):
+    """Features from an in-memory :class:`~itk_suits.features.cnn.FeaturePair` (e.g. during training).
+
+    The networks run on the device of their parameters; the features come back
+    on the device of the image. Gradients flow when the caller enables them.
+    """
+
+    name = "torch"
+
+    def __init__(self, pair):
+        if not isinstance(pair, FeaturePair):
+            raise ParameterError(f"TorchFeatureExtractor needs a FeaturePair, got {type(pair).__name__}")
+        self.pair = pair
+
+    def channels(self, ndim):
+        _check_ndim(ndim)
+        if ndim != self.pair.ndim:
+            raise ParameterError(f"the feature networks are {self.pair.ndim}D and cannot describe {ndim}D images")
+        return self.pair.out_channels
+
+    def __call__(self, image, modality="fixed"):
+        device = next(self.pair.parameters()).device
+        return self.pair(image.to(device), modality=modality).to(image.device)
+
+
+class PretrainedFeatures(FeatureExtractor):
+    """The model shipped with itk-suits for the image dimension (see :func:`~itk_suits.features.model.pretrained_model_dir`).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Folder of the shipped models (default ``itk_suits/models/``).
+
+    Raises
+    ------
+    ParameterError
+        When no model is shipped.
+    """
+
+    name = "pretrained"
+
+    def __init__(self, root=MODELS_DIR):
+        if not shipped_model_dirs(root):
+            raise ParameterError(NO_PRETRAINED)
+        self.root = root
+        self._extractors = {}
+
+    def _extractor(self, ndim):
+        _check_ndim(ndim)
+        if ndim not in self._extractors:
+            from itk_suits.features.onnx import ONNXFeatureExtractor
+
+            self._extractors[ndim] = ONNXFeatureExtractor(pretrained_model_dir(ndim, self.root))
+        return self._extractors[ndim]
+
+    def channels(self, ndim):
+        return self._extractor(ndim).channels(ndim)
+
+    def __call__(self, image, modality="fixed"):
+        return self._extractor(image.dim() - 2)(image, modality=modality)
 
 
 _EXTRACTORS = {extractor.name: extractor for extractor in (MindFeatures, IntensityFeatures)}
 
 
 def available_features():
-    """Names accepted by :func:`get_feature_extractor`, sorted.
+    """Built-in feature names accepted by :func:`get_feature_extractor`, sorted.
+
+    ``"pretrained"``, model folders and ``"+"`` combinations are accepted too.
 
     Returns
     -------
@@ -107,14 +217,23 @@ def available_features():
     return sorted(_EXTRACTORS)
 
 
+def _looks_like_path(text):
+    return os.sep in text or "/" in text or text.startswith((".", "~")) or os.path.exists(text)
+
+
 def get_feature_extractor(name):
-    """The feature extractor registered under ``name``.
+    """The feature extractor for ``name``.
 
     Parameters
     ----------
-    name : str
-        One of :func:`available_features`: ``"mind"`` (MIND-SSC, multi-modal) or
-        ``"intensity"`` (robustly normalised intensities, mono-modal). Case-insensitive.
+    name : str, os.PathLike, FeaturePair or FeatureExtractor
+        ``"mind"`` (MIND-SSC, multi-modal), ``"intensity"`` (robustly normalised
+        intensities, mono-modal), ``"pretrained"`` (the shipped model),
+        the path of a model folder (``model.json`` and ONNX files), or several
+        of these joined by ``"+"`` to concatenate their channels
+        (``"mind+my_model/"``). Names are case-insensitive. A
+        :class:`~itk_suits.features.cnn.FeaturePair` is wrapped in a
+        :class:`TorchFeatureExtractor`; an extractor is returned as it is.
 
     Returns
     -------
@@ -123,18 +242,37 @@ def get_feature_extractor(name):
     Raises
     ------
     ParameterError
-        ``name`` is not a registered name.
+        An unknown name, a model folder that is missing, corrupted or invalid,
+        or ``"pretrained"`` when no model is shipped.
 
     Examples
     --------
     >>> from itk_suits.features import get_feature_extractor
     >>> get_feature_extractor("mind").channels(3)
     12
+    >>> get_feature_extractor("mind+intensity").channels(2)
+    7
     """
-    key = name.strip().lower() if isinstance(name, str) else None
-    if key not in _EXTRACTORS:
-        raise ParameterError(
-            f"unknown feature extractor {name!r}; features must be one of "
-            f"{', '.join(repr(known) for known in available_features())}"
-        )
-    return _EXTRACTORS[key]()
+    if isinstance(name, FeatureExtractor):
+        return name
+    if isinstance(name, FeaturePair):
+        return TorchFeatureExtractor(name)
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    text = name.strip() if isinstance(name, str) else None
+    key = text.lower() if text is not None else None
+    if key in _EXTRACTORS:
+        return _EXTRACTORS[key]()
+    if key == "pretrained":
+        return PretrainedFeatures()
+    if text and "+" in text and not os.path.isdir(text):
+        return ConcatenatedFeatures([get_feature_extractor(part) for part in text.split("+")])
+    if text and _looks_like_path(text):
+        from itk_suits.features.onnx import ONNXFeatureExtractor
+
+        return ONNXFeatureExtractor(os.path.expanduser(text))
+    raise ParameterError(
+        f"unknown feature extractor {name!r}; features must be one of "
+        f"{', '.join(repr(known) for known in available_features() + ['pretrained'])}, the path of a "
+        "model folder (e.g. './my_model'), or names joined by '+' (e.g. 'mind+./my_model')"
+    )

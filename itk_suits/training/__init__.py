@@ -1,0 +1,32 @@
+"""Learning SUITS features: supervision from label maps.
+
+* :mod:`.sdm`: label maps to tanh-scaled signed distance maps (background + one per label);
+* :mod:`.synthetic`: multi-modal image pairs synthesised from label maps;
+* :mod:`.scheme`: the pair presentation scheme of Algorithm 1;
+* :mod:`.losses`: the step-matching loss (Algorithm 1) and the unrolled alignment loss, each
+  with the loss of constant features (the collapse signal);
+* :mod:`.trainer`: the training loop shared by both modes.
+"""
+
+from itk_suits.training.losses import LossValue, step_matching_loss, unrolled_alignment_loss
+from itk_suits.training.scheme import presentation_scheme
+from itk_suits.training.sdm import DEFAULT_ALPHA, signed_distance_maps
+from itk_suits.training.synthetic import SyntheticPair, organ_phantom, synthesize_modality, synthetic_pair
+from itk_suits.training.trainer import MODES, FeatureTrainer, TrainingPair, TrainingSettings
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "signed_distance_maps",
+    "SyntheticPair",
+    "organ_phantom",
+    "synthesize_modality",
+    "synthetic_pair",
+    "presentation_scheme",
+    "LossValue",
+    "step_matching_loss",
+    "unrolled_alignment_loss",
+    "MODES",
+    "FeatureTrainer",
+    "TrainingPair",
+    "TrainingSettings",
+]

@@ -1,0 +1,130 @@
+"""Feature-learning losses of one presentation of a pair.
+
+Both losses start from the pair's current control grid (its alignment state)
+and return the loss of the feature networks together with the same loss for
+*constant* features, whose descent step is zero. Their ratio is the collapse
+signal: a ratio that does not fall clearly below one means the features have
+learned nothing the constant ones do not (PITFALLS 15).
+
+* :func:`step_matching_loss` is the paper's Algorithm 1: the mean squared
+  difference between the descent step of the features and the descent step
+  of the signed distance maps (SDMs), on the band ``|SDM| < band`` of the fixed
+  or the warped moving SDMs.
+* :func:`unrolled_alignment_loss` back-propagates through ``K`` grid
+  iterations driven by the features and scores the alignment they reach: the
+  mean squared difference between the warped moving SDMs and the fixed SDMs
+  over the whole image, so that steps outside the border band are supervised
+  too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..core.descent import confidence_floor
+from ..core.optimizer import BSplineDescentModule, DescentSettings
+
+__all__ = ["LossValue", "step_matching_loss", "unrolled_alignment_loss"]
+
+
+@dataclass
+class LossValue:
+    """A loss (differentiable) and the loss of constant features (a float)."""
+
+    loss: torch.Tensor
+    constant: float
+
+    @property
+    def ratio(self) -> float:
+        """``loss / constant``: below one only when the features beat constant ones."""
+        return float(self.loss.detach()) / max(self.constant, 1e-12)
+
+
+def step_matching_loss(
+    module: BSplineDescentModule,
+    fixed_features: torch.Tensor,
+    moving_features: torch.Tensor,
+    fixed_sdm: torch.Tensor,
+    moving_sdm: torch.Tensor,
+    coefficients: torch.Tensor,
+    settings: DescentSettings,
+    band: float = 0.1,
+) -> LossValue:
+    """MSE between the feature step and the SDM step on the organ-border band (Algorithm 1).
+
+    Parameters
+    ----------
+    module : BSplineDescentModule
+        The scale's descent module.
+    fixed_features, moving_features : torch.Tensor
+        Working-level features ``[1, C, *working]`` (tracked by autograd).
+    fixed_sdm, moving_sdm : torch.Tensor
+        Working-level SDMs ``[1, L + 1, *working]``.
+    coefficients : torch.Tensor
+        The pair's control grid (not tracked).
+    settings : DescentSettings
+        Supplies the confidence floor fraction.
+    band : float
+        Supervised where ``|fixed SDM| < band`` or ``|warped moving SDM| < band`` in
+        any channel.
+    """
+    eps = confidence_floor(fixed_features.detach(), settings.confidence)
+    feature_step = module.step(fixed_features, moving_features, coefficients, eps)
+    with torch.no_grad():
+        sdm_step = module.step(fixed_sdm, moving_sdm, coefficients, confidence_floor(fixed_sdm, settings.confidence))
+        warped_sdm = module.warp(moving_sdm, coefficients)
+        near = (fixed_sdm.abs() < band).any(dim=1, keepdim=True) | (warped_sdm.abs() < band).any(dim=1, keepdim=True)
+        weight = near.to(feature_step)
+        count = weight.sum().clamp(min=1.0) * feature_step.shape[1]
+        constant = float((weight * sdm_step**2).sum() / count)
+    loss = (weight * (feature_step - sdm_step) ** 2).sum() / count
+    return LossValue(loss, constant)
+
+
+def unrolled_alignment_loss(
+    module: BSplineDescentModule,
+    fixed_features: torch.Tensor,
+    moving_features: torch.Tensor,
+    fixed_sdm: torch.Tensor,
+    moving_sdm: torch.Tensor,
+    coefficients: torch.Tensor,
+    learning_rate: torch.Tensor,
+    smoothness: float,
+    settings: DescentSettings,
+    steps: int = 10,
+) -> tuple[LossValue, torch.Tensor]:
+    """Alignment of the SDMs after ``steps`` differentiable grid iterations.
+
+    The grid iterations are Adam steps written out in differentiable form
+    (fresh moments at each presentation). The loss is the mean squared
+    difference between the warped moving SDMs and the fixed SDMs over the
+    whole working level; the constant-feature loss is the same difference
+    at the starting grid (constant features do not move it).
+
+    Returns
+    -------
+    (LossValue, torch.Tensor)
+        The loss and the control grid reached (detached), so the caller can
+        carry the pair's alignment state forward.
+    """
+    eps = confidence_floor(fixed_features.detach(), settings.confidence)
+    beta1, beta2 = settings.betas
+    shape = (1, -1) + (1,) * (coefficients.ndim - 2)
+    rate = learning_rate.reshape(shape).to(coefficients)
+    current = coefficients.detach()
+    first = torch.zeros_like(current)
+    second = torch.zeros_like(current)
+    for index in range(1, steps + 1):
+        step = module.step(fixed_features, moving_features, current, eps)
+        gradient = module.grid_gradient(step, current, smoothness)
+        first = beta1 * first + (1 - beta1) * gradient
+        second = beta2 * second + (1 - beta2) * gradient**2
+        corrected = first / (1 - beta1**index)
+        scale = (second / (1 - beta2**index) + 1e-12).sqrt() + settings.adam_eps
+        current = current - rate * corrected / scale
+    loss = ((module.warp(moving_sdm, current) - fixed_sdm) ** 2).mean()
+    with torch.no_grad():
+        constant = float(((module.warp(moving_sdm, coefficients) - fixed_sdm) ** 2).mean())
+    return LossValue(loss, constant), current.detach()

@@ -1,0 +1,100 @@
+"""Feature training: presentation scheme, collapse ratio, and that each mode's update lowers its loss."""
+
+import numpy as np
+import pytest
+import torch
+
+from itk_suits.core import BSplineDescentModule, DescentSettings, Scale
+from itk_suits.features.cnn import FeaturePair
+from itk_suits.training.losses import step_matching_loss, unrolled_alignment_loss
+from itk_suits.training.scheme import presentation_scheme
+from itk_suits.training.sdm import signed_distance_maps
+from itk_suits.training.synthetic import organ_phantom, synthesize_modality, synthetic_pair
+from itk_suits.training.trainer import FeatureTrainer, TrainingPair, TrainingSettings
+
+
+def _sdm(labels, count):
+    return torch.from_numpy(signed_distance_maps(labels, list(range(1, count + 1))))[None]
+
+
+def _pair(seed, shape=(64, 64)):
+    pair = synthetic_pair(shape, seed=seed, organs=4, magnitude=4.0)
+    image = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    return TrainingPair(image(pair.fixed), image(pair.moving), _sdm(pair.fixed_labels, 4), _sdm(pair.moving_labels, 4))
+
+
+def test_presentation_scheme_presents_every_pair_equally_and_mixes_batches():
+    batches = presentation_scheme(pairs=5, presentations=12, subintervals=4, batch=2, rng=np.random.default_rng(0))
+    flat = [index for batch in batches for index in batch]
+    assert sorted(np.bincount(flat)) == [12] * 5
+    assert all(len(set(batch)) == len(batch) <= 2 for batch in batches)
+    # pairs advance unevenly: some batch holds two pairs presented a different number of times so far
+    seen = np.zeros(5, int)
+    mixed = False
+    for batch in batches:
+        mixed |= len(batch) == 2 and seen[batch[0]] != seen[batch[1]]
+        seen[batch] += 1
+    assert mixed
+
+
+def test_synthetic_pair_has_two_modalities_of_one_deformed_anatomy():
+    pair = synthetic_pair((48, 56), seed=3, organs=4)
+    assert set(np.unique(pair.fixed_labels)) <= set(range(5)) and pair.fixed_labels.max() > 0
+    assert pair.fixed.shape == pair.moving.shape == (48, 56)
+    assert not np.array_equal(pair.fixed_labels, pair.moving_labels)  # deformed
+    labels = organ_phantom((40, 40), organs=3, seed=1)
+    a, b = synthesize_modality(labels, seed=1), synthesize_modality(labels, seed=2)
+    means = lambda image: [image[labels == k].mean() for k in range(1, 4)]  # noqa: E731
+    assert np.argsort(means(a)).tolist() != np.argsort(means(b)).tolist() or not np.allclose(means(a), means(b), atol=0.05)
+
+
+def _module_and_grid(pair):
+    module = BSplineDescentModule(pair.fixed.shape[2:], 8.0)
+    return module, module.grid.zeros()
+
+
+def test_collapse_ratio_is_zero_for_sdm_features_and_one_for_constant_features():
+    pair = _pair(1)
+    module, grid = _module_and_grid(pair)
+    fixed_sdm, moving_sdm = module.level(pair.fixed_sdm), module.level(pair.moving_sdm)
+    perfect = step_matching_loss(module, fixed_sdm, moving_sdm, fixed_sdm, moving_sdm, grid, DescentSettings())
+    assert perfect.ratio == pytest.approx(0.0, abs=1e-6) and perfect.constant > 0
+    constant = torch.ones(1, 8, *module.working)
+    collapsed = step_matching_loss(module, constant, constant, fixed_sdm, moving_sdm, grid, DescentSettings())
+    assert collapsed.ratio == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["algorithm1", "unrolled"])
+def test_one_feature_update_lowers_the_loss_of_its_mode(mode):
+    torch.manual_seed(0)
+    pair = _pair(2)
+    module, grid = _module_and_grid(pair)
+    networks = FeaturePair(2)
+    optimizer = torch.optim.Adam(networks.parameters(), lr=1e-3)
+    fixed_sdm, moving_sdm = module.level(pair.fixed_sdm), module.level(pair.moving_sdm)
+    rate = torch.tensor([0.16, 0.16])
+
+    def loss():
+        fixed = module.level(networks(pair.fixed, modality="fixed"))
+        moving = module.level(networks(pair.moving, modality="moving"))
+        if mode == "algorithm1":
+            return step_matching_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, DescentSettings()).loss
+        value, _ = unrolled_alignment_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, rate, 0.2,
+                                           DescentSettings(), steps=5)
+        return value.loss
+
+    before = loss()
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert float(loss().detach()) < float(before.detach())
+
+
+@pytest.mark.parametrize("mode", ["algorithm1", "unrolled"])
+def test_trainer_runs_every_scale_and_logs_the_collapse_ratio(mode):
+    pairs = [_pair(seed) for seed in (3, 4, 5)]
+    settings = TrainingSettings(mode=mode, scales=(Scale(16, 20, 0.2), Scale(8, 20, 0.4)), unrolled_steps=5)
+    history = FeatureTrainer(FeaturePair(2), pairs, settings).train()
+    assert {record["scale"] for record in history} == {0, 1}
+    assert all(record["ratio"] == pytest.approx(record["loss"] / record["constant_loss"]) for record in history)

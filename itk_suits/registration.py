@@ -78,8 +78,9 @@ class RegistrationParameters:
     Attributes
     ----------
     features : str
-        Feature extractor name (``"mind"``: MIND-SSC; ``"intensity"``: normalised
-        intensities, mono-modal only).
+        Feature extractor: ``"mind"`` (MIND-SSC), ``"intensity"`` (normalised
+        intensities, mono-modal only), a learned model folder, or several joined
+        with ``+`` (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
     grid_spacings : tuple of float
         Control-point spacing of each scale in fixed-image voxels, coarse to fine.
     iterations : tuple of int
@@ -574,7 +575,8 @@ def register(
         Scalar 2D or 3D images (any modality pair). Outputs come back in the
         library of ``fixed`` (file paths give SimpleITK objects).
     features : str
-        ``"mind"`` (MIND-SSC, multi-modal, default) or ``"intensity"``.
+        ``"mind"`` (MIND-SSC, multi-modal, default), ``"intensity"``, a learned
+        model folder, or a ``+``-joined combination such as ``"mind+my_model/"``.
     fixed_mask : image, optional
         Non-zero where the descent may look; must lie on the fixed grid.
     initial_transform : None, "identity", "geometry", "moments", transform or path

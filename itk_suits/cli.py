@@ -282,6 +282,8 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
                         help="threads for every method (default: each method's own default)")
     parser.add_argument("--iterations", nargs="+", type=int, metavar="N",
                         help="SUITS: maximum iterations per scale, or one number for all scales")
+    parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS",
+                        help="SUITS: control-point spacing per scale in fixed voxels (default: 20 10 7)")
     parser.add_argument("--device", help="SUITS: 'auto' (CUDA when present, default), 'cpu' or 'cuda[:N]'")
     parser.add_argument("--elastix-parameters", nargs="+", metavar="FILE",
                         help="elastix parameter files for the methods elastix and simpleelastix, "
@@ -303,7 +305,7 @@ def _comparison_options(arguments: argparse.Namespace) -> dict:
         "initial_transform": arguments.initial_transform,
         "repeats": arguments.repeats,
         "threads": arguments.threads,
-        "suits_options": _given(arguments, "iterations", "device"),
+        "suits_options": _given(arguments, "iterations", "grid_spacings", "device"),
         "elastix_maps": {method: files for method in ("elastix", "simpleelastix")} if files else None,
         "simpleelastix_python": arguments.simpleelastix_python,
         "save_outputs": arguments.save_outputs,
@@ -393,21 +395,23 @@ def _pairs(arguments: argparse.Namespace):
     from itk_suits.errors import ParameterError
     from itk_suits.evaluation import datasets
 
+    if arguments.slice is None and arguments.slice_index is not None:
+        raise ParameterError("--slice-index needs --slice (the axis normal to the slices)")
     folder_options = ("moving_dir", "fixed_label_dir", "moving_label_dir")
     if arguments.dataset is not None:
         given = [f"--{name.replace('_', '-')}" for name in folder_options if getattr(arguments, name)]
         if given or arguments.all_pairs:
-            raise ParameterError(f"{', '.join(given + ['--all-pairs'] * arguments.all_pairs)} only go with "
-                                 "--fixed-dir, not with --dataset")
+            options = ", ".join(given + ["--all-pairs"] * arguments.all_pairs)
+            raise ParameterError(f"{options}: folder options work with --fixed-dir, not with --dataset")
         pairs = datasets.pairs_from_dataset_json(arguments.dataset, split=arguments.split)
     else:
         if arguments.moving_dir is None:
             raise ParameterError("--fixed-dir needs --moving-dir (the folder of moving images)")
-        pairs = datasets.pairs_from_folders(arguments.fixed_dir, arguments.moving_dir, arguments.fixed_label_dir,
-                                            arguments.moving_label_dir, all_pairs=arguments.all_pairs)
+        pairs = datasets.pairs_from_folders(
+            arguments.fixed_dir, arguments.moving_dir, arguments.fixed_label_dir, arguments.moving_label_dir,
+            all_pairs=arguments.all_pairs,
+        )
     if arguments.slice is None:
-        if arguments.slice_index is not None:
-            raise ParameterError("--slice-index needs --slice (the axis normal to the slices)")
         return pairs
     axis = _SLICE_AXES[arguments.slice]
     return (datasets.slice_pair(pair, axis=axis, index=arguments.slice_index) for pair in pairs)

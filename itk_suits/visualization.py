@@ -1,4 +1,4 @@
-"""Registration figures as PNG files: checkerboards, warped grids, contour overlays.
+"""Registration figures as PNG files: checkerboards, warped grids, contour overlays, comparisons.
 
 Inputs are numpy arrays in array order (z, y, x) or (y, x); this module knows
 nothing of ITK. A 3D array is shown as one slice along its first axis: the
@@ -24,6 +24,7 @@ __all__ = [
     "warped_grid_image",
     "save_registration_figure",
     "save_contour_overlay",
+    "save_comparison_figure",
 ]
 
 _PERCENTILES = (1.0, 99.0)
@@ -233,11 +234,12 @@ def _show(axes, image, title, cmap="gray"):
     axes.set_axis_off()
 
 
-def _displacement_slice(displacement, shape, slice_index):
+def _displacement_slice(displacement, shape, slice_index, spacing=None):
     """Displayed slice of a displacement field and its in-plane (x, y) part.
 
     Returns the (2, H, W) in-plane components and the (H, W) magnitude over
-    all components.
+    all components: in voxels, or in mm when ``spacing`` (x, y[, z]) is given
+    (exact for orthonormal image directions).
     """
     displacement = np.asarray(displacement, dtype=np.float64)
     ndim = len(shape)
@@ -251,7 +253,11 @@ def _displacement_slice(displacement, shape, slice_index):
         raise InputImageError("displacement: contains NaN or infinite values; replace them first")
     if ndim == 3:
         displacement = displacement[:, _slice_index(shape, slice_index)]
-    return displacement[:2], np.sqrt(np.sum(displacement**2, axis=0))
+    scale = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=np.float64)
+    if scale.shape != (ndim,) or not np.all(scale > 0):
+        raise ParameterError(f"spacing: expected {ndim} positive values (x, y[, z], mm), got {spacing!r}")
+    scaled = displacement * scale.reshape((ndim,) + (1,) * (displacement.ndim - 1))
+    return displacement[:2], np.sqrt(np.sum(scaled**2, axis=0))
 
 
 def save_registration_figure(
@@ -385,6 +391,17 @@ def save_contour_overlay(path, image, label_maps, overwrite=False, *, slice_inde
 
     figure = _new_figure(1.1, 1, title)
     axes = figure.subplots()
+    handles = _draw_contours(axes, image_2d, slices)
+    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=9, frameon=False)
+    figure.savefig(path, format="png")
+    return path
+
+
+def _draw_contours(axes, image_2d, slices):
+    """Draw ``image_2d`` in grey with the label boundaries of each (y, x) label map in ``slices``.
+
+    Returns one legend handle per label map (its colour and name).
+    """
     axes.imshow(_window(image_2d), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     axes.set_axis_off()
     handles = []
@@ -396,6 +413,122 @@ def save_contour_overlay(path, image, label_maps, overwrite=False, *, slice_inde
                 continue
             axes.contour(mask, levels=[0.5], colors=[colour], linewidths=1.0)
         handles.append(Line2D([], [], color=colour, label=name))
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=9, frameon=False)
+    return handles
+
+
+def save_comparison_figure(
+    path,
+    fixed,
+    columns,
+    *,
+    fixed_labels=None,
+    spacing=None,
+    slice_index=None,
+    title=None,
+    overwrite=False,
+):
+    """Save a PNG comparing several registrations of one pair, one column each.
+
+    Rows, top to bottom: the checkerboard of the fixed image and the column's
+    warped moving image; the fixed image with the boundaries of the fixed
+    labels and of the column's warped moving labels (when ``fixed_labels``
+    is given); the deformed grid; the displacement magnitude, on one colour
+    scale for the whole row. A column without a displacement (such as the
+    moving image before registration) leaves its last two panels empty.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file ending in ``.png``; missing parent directories are created.
+    fixed : numpy.ndarray
+        Fixed image, (y, x) or (z, y, x).
+    columns : dict of str to dict
+        Column title -> ``{"warped": array, "labels": array or None,
+        "displacement": array or None}``: the moving image and the moving
+        label map resampled onto the fixed grid (shape of ``fixed``), and the
+        displacement of shape (ndim, *fixed.shape) in voxels of the fixed grid,
+        components (x, y) or (x, y, z) (see :func:`save_registration_figure`).
+        ``"warped"`` is required; a missing ``"labels"`` or ``"displacement"`` means None.
+    fixed_labels : numpy.ndarray, optional
+        Integer label map of the fixed image (shape of ``fixed``, 0 = background).
+    spacing : sequence of float, optional
+        Voxel size (x, y[, z]) in mm: the magnitude row is then in mm (exact
+        for orthonormal image directions), otherwise in voxels.
+    slice_index : int, optional
+        Slice along the first axis shown for 3D inputs (default: the middle one).
+    title : str, optional
+        Figure title.
+    overwrite : bool, optional
+        Replace an existing file (default False).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    GeometryError
+        If an image, label map or field does not match ``fixed`` in shape.
+    InputImageError
+        If an input is not a finite real 2D/3D array.
+    ParameterError
+        If ``columns`` is empty, or ``path``, ``spacing`` or ``slice_index`` is invalid.
+    """
+    path = _output_path(path, overwrite)
+    if not columns:
+        raise ParameterError("columns: give at least one {title: {'warped': array, ...}} entry")
+    fixed_shape = np.shape(fixed)
+    fixed_2d = _image_slice(fixed, "fixed", slice_index)
+    reference = (fixed_shape, "fixed")
+    labels_2d = None
+    if fixed_labels is not None:
+        labels_2d = _image_slice(fixed_labels, "fixed_labels", slice_index, reference)
+    panels = []
+    for name, column in columns.items():
+        warped = _image_slice(column.get("warped"), f"columns[{name!r}]['warped']", slice_index, reference)
+        labels = column.get("labels")
+        if labels is not None:
+            labels = _image_slice(labels, f"columns[{name!r}]['labels']", slice_index, reference)
+        displacement = column.get("displacement")
+        if displacement is not None:
+            displacement = _displacement_slice(displacement, fixed_shape, slice_index, spacing)
+        panels.append((name, warped, labels, displacement))
+
+    fixed_colour, warped_colour = (colour.replace("tab:", "") for colour in _CONTOUR_COLOURS[:2])
+    label_row = f"labels: fixed {fixed_colour}, warped {warped_colour}"
+    rows = ["fixed / warped", label_row, "deformed grid", "|displacement|"]
+    if labels_2d is None:
+        rows.remove(label_row)
+    figure = _new_figure(len(rows), len(panels) + 0.35, title)  # the extra width holds the colour bar
+    axes = figure.subplots(len(rows), len(panels), squeeze=False)
+    largest = max([float(d[1].max()) for _, _, _, d in panels if d is not None] + [1e-6])
+    shown = None
+    for column, (name, warped, labels, displacement) in enumerate(panels):
+        cells = dict(zip(rows, axes[:, column]))
+        _show(cells["fixed / warped"], checkerboard(fixed_2d, warped), name)
+        if label_row in cells:
+            maps = {"fixed labels": labels_2d}
+            if labels is not None:
+                maps["warped moving labels"] = labels
+            _draw_contours(cells[label_row], fixed_2d, maps)
+        if displacement is None:
+            cells["deformed grid"].set_axis_off()
+            cells["|displacement|"].set_axis_off()
+            continue
+        in_plane, magnitude = displacement
+        _show(cells["deformed grid"], warped_grid_image(in_plane, fixed_2d.shape), "", cmap="gray_r")
+        shown = cells["|displacement|"].imshow(
+            magnitude, cmap="magma", vmin=0.0, vmax=largest, interpolation="nearest"
+        )
+        cells["|displacement|"].set_axis_off()
+    for row, name in enumerate(rows):
+        axes[row, 0].text(-0.04, 0.5, name, transform=axes[row, 0].transAxes, rotation=90,
+                          ha="right", va="center", fontsize=10)
+    if shown is not None:
+        unit = "voxels" if spacing is None else "mm"
+        figure.colorbar(shown, ax=list(axes[-1]), fraction=0.05, pad=0.02, shrink=0.9, label=unit)
     figure.savefig(path, format="png")
     return path

@@ -1,5 +1,6 @@
-"""Tests of itk_suits.evaluation: metrics in physical units and the itk-elastix baseline."""
+"""Tests of itk_suits.evaluation: metrics in physical units and the elastix / SimpleElastix baselines."""
 
+import os
 import sys
 
 import numpy as np
@@ -8,14 +9,21 @@ import SimpleITK as sitk
 
 from itk_suits.errors import GeometryError, InputImageError, ParameterError, SuitsError
 from itk_suits.evaluation import (
+    METHOD_MAPS,
+    SimpleElastixUnavailable,
     default_parameter_map,
     dice,
     displacement_error,
+    find_simpleelastix,
     folding_percentage,
+    hausdorff95,
     jacobian_determinant,
+    label_table,
     log_jacobian_std,
     run_elastix,
+    run_simpleelastix,
 )
+from itk_suits.evaluation.simpleelastix import ENVIRONMENT_VARIABLE
 
 
 def rotation(ndim, angle):
@@ -106,6 +114,102 @@ def test_dice_refuses_images_on_different_grids():
     labels[5:10, 5:10] = 1
     with pytest.raises(GeometryError):
         dice(label_image(labels), label_image(labels, spacing=(1.0, 2.0)))
+
+
+# --- HD95 and the label table ---------------------------------------------------
+
+
+def offset_squares(shift, spacing):
+    """Two 10x10 squares, the second shifted by ``shift`` voxels (x, y); label 1, spacing in mm."""
+    reference = np.zeros((40, 40))
+    test = np.zeros((40, 40))
+    reference[10:20, 10:20] = 1
+    test[10 + shift[1] : 20 + shift[1], 10 + shift[0] : 20 + shift[0]] = 1
+    return label_image(reference, spacing), label_image(test, spacing)
+
+
+def test_hd95_of_squares_offset_3_voxels_at_half_mm_is_1_5_mm():
+    # 14 of the 36 surface voxels of either square lie 3 voxels from the other's surface,
+    # the rest closer, so the 95th percentile is 3 voxels = 1.5 mm
+    reference, test = offset_squares((3, 0), (0.5, 0.5))
+    assert hausdorff95(reference, test) == {1: pytest.approx(1.5)}
+
+
+def test_hd95_uses_the_spacing_of_the_shifted_axis():
+    reference, test = offset_squares((0, 3), (0.5, 2.0))
+    assert hausdorff95(reference, test)[1] == pytest.approx(6.0)
+    reference, test = offset_squares((3, 0), (0.5, 2.0))
+    assert hausdorff95(reference, test)[1] == pytest.approx(1.5)
+
+
+def test_hd95_of_cubes_offset_along_thick_slices():
+    reference = np.zeros((12, 20, 20), np.uint8)
+    test = np.zeros_like(reference)
+    reference[2:8, 5:15, 5:15] = 2
+    test[4:10, 5:15, 5:15] = 2  # 2 slices of 3 mm
+    images = []
+    for array in (reference, test):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing((0.8, 0.8, 3.0))
+        images.append(image)
+    assert hausdorff95(*images)[2] == pytest.approx(6.0)
+
+
+def test_hd95_ignores_an_outlier_voxel_that_the_full_hausdorff_distance_counts():
+    reference, test = offset_squares((0, 0), (1.0, 1.0))
+    outlier = sitk.GetArrayFromImage(test)
+    outlier[35, 35] = 1
+    test = label_image(outlier)
+    hausdorff = sitk.HausdorffDistanceImageFilter()
+    hausdorff.Execute(reference, test)
+    assert hausdorff.GetHausdorffDistance() > 15.0
+    assert hausdorff95(reference, test)[1] == 0.0
+
+
+def test_hd95_counts_the_image_border_as_surface():
+    reference = np.zeros((10, 10))
+    test = np.zeros((10, 10))
+    reference[:, :4] = 1  # touches three borders
+    test[:, :6] = 1
+    assert hausdorff95(label_image(reference), label_image(test))[1] == pytest.approx(2.0)
+
+
+def test_hd95_of_missing_labels_is_inf_for_one_image_and_nan_for_both():
+    reference, test = offset_squares((1, 0), (1.0, 1.0))
+    only_reference = sitk.GetArrayFromImage(reference)
+    only_reference[30:35, 30:35] = 5
+    scores = hausdorff95(label_image(only_reference), test, labels=[1, 5, 7])
+    assert np.isfinite(scores[1])
+    assert scores[5] == float("inf")
+    assert np.isnan(scores[7])
+
+
+def test_hd95_refuses_images_on_different_grids():
+    reference, _ = offset_squares((0, 0), (1.0, 1.0))
+    _, test = offset_squares((0, 0), (1.0, 2.0))
+    with pytest.raises(GeometryError):
+        hausdorff95(reference, test)
+
+
+def test_label_table_rows_hold_dice_hd95_and_physical_volumes():
+    reference, test = offset_squares((3, 0), (0.5, 0.5))
+    rows = label_table(reference, test, labels=[1, 2], names={1: "liver"})
+    assert [row["label"] for row in rows] == [1, 2]
+    liver, missing = rows
+    assert liver["name"] == "liver" and missing["name"] == "label 2"
+    assert liver["dice"] == pytest.approx(2 * 70 / 200)
+    assert liver["hd95_mm"] == pytest.approx(1.5)
+    assert liver["volume_reference_mm3"] == pytest.approx(100 * 0.25)
+    assert liver["volume_test_mm3"] == pytest.approx(100 * 0.25)
+    assert missing["volume_reference_mm3"] == 0.0 and np.isnan(missing["dice"])
+
+
+def test_label_table_defaults_to_reference_labels_in_order():
+    reference = np.zeros((20, 20))
+    reference[2:6, 2:6] = 4
+    reference[10:15, 10:15] = 1
+    rows = label_table(label_image(reference), label_image(reference))
+    assert [(row["label"], row["dice"], row["hd95_mm"]) for row in rows] == [(1, 1.0, 0.0), (4, 1.0, 0.0)]
 
 
 # --- Jacobian determinant -----------------------------------------------------
@@ -305,3 +409,137 @@ def test_missing_itk_elastix_is_a_suits_error(monkeypatch):
     fixed = blob_phantom(np.zeros(2))
     with pytest.raises(SuitsError, match="pip install itk-elastix"):
         run_elastix(fixed, fixed)
+
+
+def test_method_maps_name_the_affine_bspline_and_bspline_only_variants():
+    assert METHOD_MAPS == {"elastix": ("affine", "bspline"), "elastix-bspline": ("bspline",)}
+
+
+@pytest.mark.parametrize("initial", ["transform", "file"])
+def test_elastix_result_includes_the_initial_transform(tmp_path, initial):
+    require_elastix()
+    fixed = blob_phantom(np.zeros(2))
+    moving = blob_phantom(TRANSLATION_MM)
+    # 1 mm off the truth: elastix refines it, the result must hold the whole mapping
+    guess = sitk.TranslationTransform(2, tuple(TRANSLATION_MM + np.array([0.8, -0.6])))
+    if initial == "file":
+        sitk.WriteTransform(guess, str(tmp_path / "initial.tfm"))
+        guess = str(tmp_path / "initial.tfm")
+    result = run_elastix(
+        fixed, moving, parameter_maps=quick_maps("affine", "bspline"), threads=1, initial_transform=guess
+    )
+    field = sitk.GetArrayFromImage(result.displacement_field)[interior(fixed)]
+    np.testing.assert_allclose(np.median(field, axis=0), TRANSLATION_MM, atol=0.5)
+    resampled = sitk.Resample(moving, fixed, result.transform, sitk.sitkBSpline, 0.0, sitk.sitkFloat32)
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(resampled)[interior(fixed)],
+        sitk.GetArrayFromImage(result.warped)[interior(fixed)],
+        atol=1e-3,
+    )
+
+
+def test_elastix_with_initial_translation_matches_elastix_without(translated_pair):
+    fixed, moving, without = translated_pair
+    with_initial = run_elastix(
+        fixed,
+        moving,
+        parameter_maps=quick_maps("affine", "bspline"),
+        threads=1,
+        initial_transform=sitk.TranslationTransform(2, tuple(TRANSLATION_MM)),
+    )
+    difference = sitk.GetArrayFromImage(with_initial.displacement_field) - sitk.GetArrayFromImage(
+        without.displacement_field
+    )
+    assert np.median(np.linalg.norm(difference[interior(fixed)], axis=-1)) < 0.5
+
+
+def test_elastix_reports_its_transform_parameter_maps(translated_pair):
+    _, _, result = translated_pair
+    transforms = [stage["Transform"] for stage in result.transform_parameter_maps]
+    assert transforms == [("AffineTransform",), ("BSplineTransform",)]
+
+
+# --- SimpleElastix in its own interpreter ---------------------------------------
+
+
+def test_missing_simpleelastix_configuration_is_reported_with_the_fix(monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    interpreter, reason = find_simpleelastix()
+    assert interpreter is None
+    assert ENVIRONMENT_VARIABLE in reason and "SimpleITK-SimpleElastix" in reason
+    fixed = blob_phantom(np.zeros(2))
+    with pytest.raises(SimpleElastixUnavailable, match=ENVIRONMENT_VARIABLE):
+        run_simpleelastix(fixed, fixed)
+
+
+def test_nonexistent_simpleelastix_interpreter_is_reported(tmp_path):
+    missing = str(tmp_path / "no-such-python")
+    interpreter, reason = find_simpleelastix(missing)
+    assert interpreter is None and missing in reason
+    with pytest.raises(SimpleElastixUnavailable, match="does not exist"):
+        run_simpleelastix(blob_phantom(np.zeros(2)), blob_phantom(np.zeros(2)), python=missing)
+
+
+@pytest.mark.skipif(hasattr(sitk, "ElastixImageFilter"), reason="this SimpleITK is SimpleElastix")
+def test_plain_simpleitk_interpreter_is_not_simpleelastix_and_probe_imports_nothing():
+    modules = set(sys.modules)
+    interpreter, reason = find_simpleelastix(sys.executable)
+    assert interpreter is None
+    assert "ElastixImageFilter" in reason
+    assert set(sys.modules) == modules
+
+
+def test_simpleelastix_worker_imports_only_the_standard_library_and_simpleitk():
+    import ast
+
+    from itk_suits.evaluation import simpleelastix
+
+    worker = os.path.join(os.path.dirname(simpleelastix.__file__), "_simpleelastix_worker.py")
+    with open(worker, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert imported <= {"json", "os", "sys", "time", "SimpleITK"}
+
+
+def test_simpleelastix_rejects_bad_options_before_looking_for_it(monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    fixed = blob_phantom(np.zeros(2))
+    with pytest.raises(ParameterError):
+        run_simpleelastix(fixed, fixed, parameter_maps=("demons",))
+    with pytest.raises(ParameterError):
+        run_simpleelastix(fixed, fixed, timeout=0)
+
+
+def require_simpleelastix():
+    interpreter, reason = find_simpleelastix()
+    if interpreter is None:
+        pytest.skip(f"SimpleElastix not configured: {reason}")
+    return interpreter
+
+
+def test_simpleelastix_recovers_translation_on_the_fixed_grid():
+    require_simpleelastix()
+    fixed, moving = blob_phantom(np.zeros(2)), blob_phantom(TRANSLATION_MM)
+    result = run_simpleelastix(fixed, moving, threads=1)
+    field = sitk.GetArrayFromImage(result.displacement_field)
+    assert result.displacement_field.GetSize() == fixed.GetSize()
+    np.testing.assert_allclose(np.median(field[interior(fixed)], axis=0), TRANSLATION_MM, atol=0.5)
+    point = fixed.TransformIndexToPhysicalPoint((32, 28))
+    np.testing.assert_allclose(
+        np.array(result.transform.TransformPoint(point)) - point, field[28, 32], atol=1e-6
+    )
+    assert result.seconds > 0
+
+
+def test_simpleelastix_result_includes_the_initial_transform():
+    require_simpleelastix()
+    fixed, moving = blob_phantom(np.zeros(2)), blob_phantom(TRANSLATION_MM)
+    guess = sitk.TranslationTransform(2, tuple(TRANSLATION_MM + np.array([0.8, -0.6])))
+    result = run_simpleelastix(fixed, moving, threads=1, initial_transform=guess)
+    field = sitk.GetArrayFromImage(result.displacement_field)[interior(fixed)]
+    np.testing.assert_allclose(np.median(field, axis=0), TRANSLATION_MM, atol=0.5)

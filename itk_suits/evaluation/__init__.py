@@ -1,21 +1,48 @@
-"""Registration evaluation: overlap and field-regularity metrics, and the itk-elastix baseline."""
+"""Registration evaluation: metrics, the elastix and SimpleElastix baselines, dataset readers,
+and the comparison driver with its reports (``compare``, ``evaluate``)."""
 
-from itk_suits.evaluation.elastix import ElastixResult, default_parameter_map, run_elastix
+from itk_suits.evaluation.compare import compare, evaluate
+from itk_suits.evaluation.datasets import (
+    PairSequence,
+    RegistrationPair,
+    pair_from_files,
+    pairs_from_dataset_json,
+    pairs_from_folders,
+    slice_pair,
+)
+from itk_suits.evaluation.elastix import METHOD_MAPS, ElastixResult, default_parameter_map, run_elastix
 from itk_suits.evaluation.metrics import (
     dice,
     displacement_error,
     folding_percentage,
+    hausdorff95,
     jacobian_determinant,
+    label_table,
     log_jacobian_std,
 )
+from itk_suits.evaluation.simpleelastix import SimpleElastixUnavailable, find_simpleelastix, run_simpleelastix
 
 __all__ = [
+    "compare",
+    "evaluate",
     "ElastixResult",
+    "METHOD_MAPS",
     "default_parameter_map",
     "run_elastix",
+    "SimpleElastixUnavailable",
+    "find_simpleelastix",
+    "run_simpleelastix",
     "dice",
     "displacement_error",
     "folding_percentage",
+    "hausdorff95",
     "jacobian_determinant",
+    "label_table",
     "log_jacobian_std",
+    "PairSequence",
+    "RegistrationPair",
+    "pair_from_files",
+    "pairs_from_dataset_json",
+    "pairs_from_folders",
+    "slice_pair",
 ]

@@ -1,0 +1,558 @@
+"""Registration pairs for evaluation: from a Learn2Reg ``dataset.json``, folders or files.
+
+A :class:`RegistrationPair` holds the fixed and moving images of one
+registration, their label maps and a fixed mask when there are any, and the
+label names. The readers check up front that every file exists and return a
+:class:`PairSequence` that reads a pair's files only when the pair is
+accessed, so a cohort of 3D volumes never sits in memory at once.
+:func:`slice_pair` turns a 3D pair into the 2D pair of the paper's
+experiments (one slice of each volume).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from itk_suits.errors import GeometryError, InputImageError, ParameterError
+from itk_suits.interop.images import as_sitk_image, check_same_grid
+
+__all__ = [
+    "RegistrationPair",
+    "PairSequence",
+    "pair_from_files",
+    "pairs_from_folders",
+    "pairs_from_dataset_json",
+    "slice_pair",
+]
+
+PathLike = Union[str, os.PathLike]
+
+#: File name endings read as images when listing a folder.
+IMAGE_SUFFIXES = (
+    ".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp",
+)
+
+# dataset.json folders: images -> (labels, masks), following the nnU-Net / Learn2Reg layout
+_COMPANION_FOLDERS = {"imagesTr": ("labelsTr", "masksTr"), "imagesTs": ("labelsTs", "masksTs")}
+_AXES = "xyz"
+_ROLES = ("fixed", "moving", "fixed_labels", "moving_labels", "fixed_mask")
+_AXIS_ALIGNMENT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class RegistrationPair:
+    """One registration to evaluate: ``moving`` is to be aligned onto ``fixed``.
+
+    Attributes
+    ----------
+    name : str
+        Identifier of the pair, e.g. ``"case1_0001__case1_0000"`` (fixed name,
+        two underscores, moving name); safe in file names.
+    fixed, moving : SimpleITK.Image
+        Scalar intensity images of one dimension (2D or 3D), pixel type as read.
+    fixed_labels, moving_labels : SimpleITK.Image or None
+        Label maps (0 = background) on the grid of ``fixed`` and ``moving``.
+    fixed_mask : SimpleITK.Image or None
+        Non-zero where the fixed image is to be registered, on ``fixed``'s grid.
+    label_names : dict of int to str
+        Names of the labels, e.g. ``{1: "liver"}``; may be empty.
+
+    Raises
+    ------
+    InputImageError, PixelTypeError
+        If an image is not a scalar 2D or 3D SimpleITK image.
+    GeometryError
+        If ``fixed`` and ``moving`` differ in dimension, or a label map or the
+        mask does not lie on its image's grid.
+    """
+
+    name: str
+    fixed: sitk.Image
+    moving: sitk.Image
+    fixed_labels: Optional[sitk.Image] = None
+    moving_labels: Optional[sitk.Image] = None
+    fixed_mask: Optional[sitk.Image] = None
+    label_names: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for role in _ROLES:
+            image = getattr(self, role)
+            if image is None and role in ("fixed", "moving"):
+                raise InputImageError(f"pair {self.name!r} needs a {role} image")
+            if image is None:
+                continue
+            if not isinstance(image, sitk.Image):
+                raise InputImageError(
+                    f"{role} of pair {self.name!r} must be a SimpleITK image, got {type(image).__name__}"
+                )
+            as_sitk_image(image, name=f"{role} of pair {self.name!r}")  # scalar, 2D or 3D, not empty
+        if self.fixed.GetDimension() != self.moving.GetDimension():
+            raise GeometryError(
+                f"pair {self.name!r}: fixed is {self.fixed.GetDimension()}D but moving is "
+                f"{self.moving.GetDimension()}D"
+            )
+        for image, role, companion in (
+            (self.fixed, "fixed", "fixed_labels"),
+            (self.moving, "moving", "moving_labels"),
+            (self.fixed, "fixed", "fixed_mask"),
+        ):
+            if getattr(self, companion) is not None:
+                check_same_grid(image, getattr(self, companion), f"{role} of pair {self.name!r}", companion)
+
+
+@dataclass(frozen=True)
+class _PairFiles:
+    """File paths of one pair (None where there is no file)."""
+
+    name: str
+    fixed: str
+    moving: str
+    fixed_labels: Optional[str] = None
+    moving_labels: Optional[str] = None
+    fixed_mask: Optional[str] = None
+
+    def paths(self) -> dict[str, str]:
+        return {role: getattr(self, role) for role in _ROLES if getattr(self, role) is not None}
+
+    def check_exist(self) -> None:
+        for role, path in self.paths().items():
+            if not os.path.isfile(path):
+                raise InputImageError(f"{role.replace('_', ' ')} of pair {self.name!r}: no file at '{path}'")
+
+    def load(self, label_names: Mapping[int, str]) -> RegistrationPair:
+        images = {
+            role: as_sitk_image(path, name=f"{role.replace('_', ' ')} of pair {self.name!r}")[0]
+            for role, path in self.paths().items()
+        }
+        return RegistrationPair(name=self.name, label_names=dict(label_names), **images)
+
+
+class PairSequence(SequenceABC):
+    """Registration pairs whose files are read when a pair is accessed.
+
+    Supports ``len()``, indexing (``pairs[0]`` reads that pair, each time it
+    is accessed), slicing (another :class:`PairSequence`) and iteration.
+
+    Attributes
+    ----------
+    names : list of str
+        Names of the pairs, without reading any file.
+    """
+
+    def __init__(self, files: Sequence[_PairFiles], label_names: Optional[Mapping[int, str]] = None):
+        self._files = list(files)
+        self._label_names = dict(label_names or {})
+
+    @property
+    def names(self) -> list[str]:
+        return [files.name for files in self._files]
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return PairSequence(self._files[index], self._label_names)
+        return self._files[index].load(self._label_names)
+
+    def __repr__(self) -> str:
+        return f"PairSequence({len(self)} pairs: {', '.join(self.names[:3])}{', ...' if len(self) > 3 else ''})"
+
+
+def _stem(path: str) -> str:
+    """File name without its image suffix (``.nii.gz`` counts as one)."""
+    name = os.path.basename(path)
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0]
+
+
+def _pair_name(fixed: str, moving: str) -> str:
+    return f"{_stem(fixed)}__{_stem(moving)}"
+
+
+def _optional_path(path: Optional[PathLike]) -> Optional[str]:
+    return None if path is None else os.fspath(path)
+
+
+def pair_from_files(
+    fixed: PathLike,
+    moving: PathLike,
+    fixed_labels: Optional[PathLike] = None,
+    moving_labels: Optional[PathLike] = None,
+    fixed_mask: Optional[PathLike] = None,
+    *,
+    name: Optional[str] = None,
+    label_names: Optional[Mapping[int, str]] = None,
+) -> RegistrationPair:
+    """Read one registration pair from image files.
+
+    Parameters
+    ----------
+    fixed, moving : path-like
+        Scalar 2D or 3D images, any format SimpleITK reads.
+    fixed_labels, moving_labels : path-like, optional
+        Label maps on the grids of ``fixed`` and ``moving``.
+    fixed_mask : path-like, optional
+        Mask on the grid of ``fixed``.
+    name : str, optional
+        Name of the pair; default ``"<fixed name>__<moving name>"``.
+    label_names : mapping of int to str, optional
+        Names of the labels.
+
+    Returns
+    -------
+    RegistrationPair
+
+    Raises
+    ------
+    InputImageError
+        For a missing or unreadable file, or an image that is not 2D or 3D.
+    GeometryError
+        For label maps or a mask that do not lie on their image's grid.
+    """
+    files = _PairFiles(
+        name=name or _pair_name(os.fspath(fixed), os.fspath(moving)),
+        fixed=os.fspath(fixed),
+        moving=os.fspath(moving),
+        fixed_labels=_optional_path(fixed_labels),
+        moving_labels=_optional_path(moving_labels),
+        fixed_mask=_optional_path(fixed_mask),
+    )
+    files.check_exist()
+    return files.load(label_names or {})
+
+
+def _image_files(directory: Optional[PathLike], what: str) -> Optional[list[str]]:
+    """Sorted image files of a folder (None for None); InputImageError when there are none."""
+    if directory is None:
+        return None
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise InputImageError(f"{what}: '{directory}' is not a folder")
+    files = sorted(
+        os.path.join(directory, name)
+        for name in os.listdir(directory)
+        if not name.startswith(".")
+        and name.lower().endswith(IMAGE_SUFFIXES)
+        and os.path.isfile(os.path.join(directory, name))
+    )
+    if not files:
+        raise InputImageError(f"{what}: '{directory}' holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _matched(images: list[str], labels: Optional[list[str]], what: str) -> list[Optional[str]]:
+    """Label file of each image, matched by sorted order (None everywhere without labels)."""
+    if labels is None:
+        return [None] * len(images)
+    if len(labels) != len(images):
+        raise ParameterError(
+            f"{what} holds {len(labels)} image file(s) for {len(images)} image(s); labels are matched "
+            "to images by sorted file name, so give exactly one label map per image"
+        )
+    return labels
+
+
+def pairs_from_folders(
+    fixed_dir: PathLike,
+    moving_dir: PathLike,
+    fixed_label_dir: Optional[PathLike] = None,
+    moving_label_dir: Optional[PathLike] = None,
+    all_pairs: bool = False,
+) -> PairSequence:
+    """Registration pairs from folders of images (and of label maps).
+
+    Image files (:data:`IMAGE_SUFFIXES`) are sorted by name in each folder;
+    label maps are matched to images by the same sorted order.
+
+    Parameters
+    ----------
+    fixed_dir, moving_dir : path-like
+        Folders of fixed and moving images (may be the same folder).
+    fixed_label_dir, moving_label_dir : path-like, optional
+        Folders with one label map per image of ``fixed_dir`` / ``moving_dir``.
+    all_pairs : bool, default False
+        False: the i-th fixed image with the i-th moving image (the folders
+        must hold as many images). True: every fixed image with every moving
+        image (e.g. 10 CT x 10 MR slices = 100 pairs, as in the paper),
+        leaving out an image paired with itself when the folders are the same.
+
+    Returns
+    -------
+    PairSequence
+        Pairs named ``"<fixed name>__<moving name>"``, read when accessed.
+
+    Raises
+    ------
+    InputImageError
+        For a missing folder, a folder without images, or a missing file.
+    ParameterError
+        When the numbers of images and label maps, or of fixed and moving
+        images (without ``all_pairs``), differ.
+    """
+    fixed = _image_files(fixed_dir, "fixed_dir")
+    moving = _image_files(moving_dir, "moving_dir")
+    fixed_labels = _matched(fixed, _image_files(fixed_label_dir, "fixed_label_dir"), "fixed_label_dir")
+    moving_labels = _matched(moving, _image_files(moving_label_dir, "moving_label_dir"), "moving_label_dir")
+    fixed_entries = list(zip(fixed, fixed_labels))
+    moving_entries = list(zip(moving, moving_labels))
+    if all_pairs:
+        combinations = [
+            (f, m) for f, m in itertools.product(fixed_entries, moving_entries)
+            if os.path.abspath(f[0]) != os.path.abspath(m[0])
+        ]
+    elif len(fixed) != len(moving):
+        raise ParameterError(
+            f"fixed_dir holds {len(fixed)} image(s) but moving_dir {len(moving)}; pairs are matched by "
+            "sorted file name, so give as many of each, or pass all_pairs=True for every combination"
+        )
+    else:
+        combinations = list(zip(fixed_entries, moving_entries))
+    files = [
+        _PairFiles(_pair_name(f, m), f, m, f_labels, m_labels)
+        for (f, f_labels), (m, m_labels) in combinations
+    ]
+    return PairSequence(files)
+
+
+def _companion(image: str, known: Mapping[str, str], kind: int) -> Optional[str]:
+    """Label (kind 0) or mask (kind 1) file of ``image``: from the training list, else by folder name."""
+    if image in known:
+        return known[image]
+    parts = image.split(os.sep)
+    for position in range(len(parts) - 2, -1, -1):
+        if parts[position] in _COMPANION_FOLDERS:
+            candidate = os.sep.join(
+                parts[:position] + [_COMPANION_FOLDERS[parts[position]][kind]] + parts[position + 1 :]
+            )
+            return candidate if os.path.isfile(candidate) else None
+    return None
+
+
+def _label_names(labels, path: str) -> dict[int, str]:
+    """``{"0": "background", "1": "liver"}`` as ``{0: "background", 1: "liver"}``."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise ParameterError(f"{path}: 'labels' must map label values to names, e.g. {{\"1\": \"liver\"}}")
+    names = {}
+    for key, value in labels.items():
+        try:
+            label = int(key)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{path}: 'labels' has the key {key!r}, which is not an integer label") from None
+        if isinstance(value, str):
+            names[label] = value
+    return names
+
+
+def pairs_from_dataset_json(path: PathLike, split: str = "registration_val") -> PairSequence:
+    """Registration pairs listed in a Learn2Reg-style ``dataset.json``.
+
+    The file lists pairs under ``split`` as ``[{"fixed": ..., "moving": ...}]``
+    and images under ``"training"`` as ``[{"image": ..., "label": ...,
+    "mask": ...}]`` (label and mask optional); paths are relative to the
+    json's folder. An image's label map is the one its training entry names,
+    otherwise the file of the same name in ``labelsTr`` beside ``imagesTr``
+    (``labelsTs`` beside ``imagesTs``) when it exists; the fixed mask likewise
+    from ``"mask"`` or ``masksTr``. ``"labels": {"0": "background", "1":
+    "liver"}`` gives the label names.
+
+    Parameters
+    ----------
+    path : path-like
+        The json file (e.g. ``AbdomenMRCT_dataset.json``).
+    split : str, default "registration_val"
+        Key of the pair list, e.g. ``"registration_test"`` or
+        ``"training_paired_images"``.
+
+    Returns
+    -------
+    PairSequence
+        One pair per entry, named ``"<fixed name>__<moving name>"``, read
+        when accessed.
+
+    Raises
+    ------
+    InputImageError
+        If the json or a file it names (directly or through a training
+        entry) does not exist.
+    ParameterError
+        If the file is not valid JSON, has no list ``split`` (the message
+        lists the splits it has), or an entry lacks ``"fixed"``/``"moving"``.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputImageError(f"no dataset file at '{path}'")
+    try:
+        with open(path, encoding="utf-8") as file:
+            dataset = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ParameterError(f"{path} is not a valid JSON file: {error}") from error
+    if not isinstance(dataset, Mapping):
+        raise ParameterError(f"{path} must hold a JSON object with a {split!r} list of pairs")
+    entries = dataset.get(split)
+    if not isinstance(entries, list) or not entries:
+        splits = [
+            key for key, value in dataset.items()
+            if isinstance(value, list) and value and all(isinstance(e, Mapping) and "fixed" in e for e in value)
+        ]
+        raise ParameterError(
+            f"{path} has no pairs under {split!r}; its pair lists are: {', '.join(splits) or 'none'}"
+        )
+    root = os.path.dirname(os.path.abspath(path))
+
+    def resolve(relative) -> str:
+        return os.path.normpath(os.path.join(root, os.fspath(relative)))
+
+    labels_of, masks_of = {}, {}
+    for entry in dataset.get("training") or []:
+        if isinstance(entry, Mapping) and "image" in entry:
+            if entry.get("label"):
+                labels_of[resolve(entry["image"])] = resolve(entry["label"])
+            if entry.get("mask"):
+                masks_of[resolve(entry["image"])] = resolve(entry["mask"])
+
+    files = []
+    for number, entry in enumerate(entries):
+        if not (isinstance(entry, Mapping) and entry.get("fixed") and entry.get("moving")):
+            raise ParameterError(f"{path}: entry {number} of {split!r} needs 'fixed' and 'moving' paths, got {entry!r}")
+        fixed, moving = resolve(entry["fixed"]), resolve(entry["moving"])
+        pair = _PairFiles(
+            name=_pair_name(fixed, moving),
+            fixed=fixed,
+            moving=moving,
+            fixed_labels=_companion(fixed, labels_of, 0),
+            moving_labels=_companion(moving, labels_of, 0),
+            fixed_mask=_companion(fixed, masks_of, 1),
+        )
+        pair.check_exist()
+        files.append(pair)
+    return PairSequence(files, _label_names(dataset.get("labels"), path))
+
+
+def _slice_axis(image: sitk.Image, axis: int, role: str) -> int:
+    """Index axis of ``image`` that runs along physical ``axis``; GeometryError for oblique images."""
+    direction = np.reshape(image.GetDirection(), (3, 3))
+    rounded = np.round(direction)
+    if np.abs(direction - rounded).max() > _AXIS_ALIGNMENT_TOLERANCE:
+        raise GeometryError(
+            f"{role} has an oblique direction {tuple(np.round(direction.ravel(), 4))}; slices of it lie in no "
+            "plane of physical axes. Resample it onto an axis-aligned grid first, e.g. SimpleITK.Resample "
+            "onto a reference image with an identity direction"
+        )
+    return int(np.argmax(np.abs(rounded[axis, :])))
+
+
+def _extract(image: Optional[sitk.Image], axis: int, index_axis: int, index: int) -> Optional[sitk.Image]:
+    """The 2D slice ``index`` along index axis ``index_axis``, in physical coordinates without ``axis``.
+
+    Every pixel of the slice lies at its voxel's physical point with the
+    coordinate along ``axis`` dropped (origin, spacing and direction kept);
+    ``sitk.Extract`` alone would keep the volume's origin instead.
+    """
+    if image is None:
+        return None
+    size = list(image.GetSize())
+    size[index_axis] = 0
+    start = [0, 0, 0]
+    start[index_axis] = index
+    extracted = sitk.Extract(image, size, start, sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOIDENTITY)
+    kept_rows = [row for row in range(3) if row != axis]
+    kept_columns = [column for column in range(3) if column != index_axis]
+    direction = np.round(np.reshape(image.GetDirection(), (3, 3)))[np.ix_(kept_rows, kept_columns)]
+    extracted.SetDirection(tuple(direction.ravel()))
+    origin = image.TransformIndexToPhysicalPoint(start)
+    extracted.SetOrigin(tuple(origin[row] for row in kept_rows))
+    return extracted
+
+
+def _slice_index(image: sitk.Image, labels: Optional[sitk.Image], index_axis: int, index, role: str) -> int:
+    """Slice number along ``index_axis`` chosen by ``index`` (None, int or "labels")."""
+    count = image.GetSize()[index_axis]
+    if index is None:
+        return count // 2
+    if isinstance(index, str):
+        if index != "labels":
+            raise ParameterError(f"index must be None, an integer or 'labels', got {index!r}")
+        if labels is None:
+            raise ParameterError(f"index='labels' needs the {role} label map, but the pair has none")
+        statistics = sitk.LabelShapeStatisticsImageFilter()
+        statistics.ComputePerimeterOff()
+        statistics.Execute(sitk.Cast(labels != 0, sitk.sitkUInt8))
+        if not statistics.HasLabel(1):
+            raise InputImageError(f"index='labels': the {role} label map is empty")
+        centroid = labels.TransformPhysicalPointToContinuousIndex(statistics.GetCentroid(1))
+        return int(np.clip(round(centroid[index_axis]), 0, count - 1))
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise ParameterError(f"index must be None, an integer or 'labels', got {index!r}")
+    if not 0 <= index < count:
+        raise ParameterError(f"slice index {index} is outside the {role} image, which has {count} slices there")
+    return int(index)
+
+
+def slice_pair(pair: RegistrationPair, axis: int = 2, index: Union[None, int, str] = None) -> RegistrationPair:
+    """A 2D pair made of one slice of each volume of a 3D pair, as in the paper.
+
+    Parameters
+    ----------
+    pair : RegistrationPair
+        3D pair with axis-aligned volumes (direction a signed permutation, as
+        for images read from NIfTI/DICOM without obliquity).
+    axis : {0, 1, 2}, default 2
+        Physical axis normal to the slice: 0 = x, 1 = y, 2 = z, in the
+        images' physical (ITK, LPS for medical files) coordinates. For a
+        patient scan 2 gives axial, 1 coronal (the paper's slices) and 0
+        sagittal slices. Each volume is cut along the voxel axis that runs
+        along this physical axis, whatever its storage order.
+    index : None, int or "labels", default None
+        Which slice, counted in voxels along that axis: None, each volume's
+        middle slice; an int, that slice of both volumes; ``"labels"``, in
+        each volume the slice through the centroid of its label map (all
+        non-zero labels together; the pair must have both label maps).
+
+    Returns
+    -------
+    RegistrationPair
+        2D images, label maps and mask. Each pixel keeps its voxel's physical
+        position with the ``axis`` coordinate dropped, and the in-plane
+        spacing and direction; named ``"<name>_<x|y|z><fixed index>-<moving
+        index>"``.
+
+    Raises
+    ------
+    InputImageError
+        If the pair is not 3D, or ``index="labels"`` meets an empty label map.
+    GeometryError
+        If a volume has an oblique direction.
+    ParameterError
+        For an axis other than 0, 1, 2, an index outside a volume, or
+        ``index="labels"`` without label maps.
+    """
+    if pair.fixed.GetDimension() != 3:
+        raise InputImageError(f"slice_pair needs a 3D pair; {pair.name!r} is {pair.fixed.GetDimension()}D")
+    if isinstance(axis, bool) or axis not in (0, 1, 2):
+        raise ParameterError(f"axis must be 0 (x), 1 (y) or 2 (z), got {axis!r}")
+    fixed_axis = _slice_axis(pair.fixed, axis, "fixed")
+    moving_axis = _slice_axis(pair.moving, axis, "moving")
+    fixed_index = _slice_index(pair.fixed, pair.fixed_labels, fixed_axis, index, "fixed")
+    moving_index = _slice_index(pair.moving, pair.moving_labels, moving_axis, index, "moving")
+    return RegistrationPair(
+        name=f"{pair.name}_{_AXES[axis]}{fixed_index}-{moving_index}",
+        fixed=_extract(pair.fixed, axis, fixed_axis, fixed_index),
+        moving=_extract(pair.moving, axis, moving_axis, moving_index),
+        fixed_labels=_extract(pair.fixed_labels, axis, fixed_axis, fixed_index),
+        moving_labels=_extract(pair.moving_labels, axis, moving_axis, moving_index),
+        fixed_mask=_extract(pair.fixed_mask, axis, fixed_axis, fixed_index),
+        label_names=dict(pair.label_names),
+    )

@@ -15,13 +15,23 @@ feature loss, and the feature optimizer (Adam) steps once per mini-batch.
   (:func:`.losses.unrolled_alignment_loss`).
 
 Every loss is logged with the loss of constant features; their ratio is the
-collapse signal (see :mod:`.losses`).
+collapse signal (see :mod:`.losses`). ``epochs`` repeats the whole schedule,
+each pass starting again from identity grids.
+
+A run can be interrupted and resumed exactly: :meth:`FeatureTrainer.state_dict`
+holds everything the loop carries between feature updates (the feature
+optimizer, the pairs' control grids and grid optimizers, the presentation
+scheme of the current scale, the position in the schedule, the random states
+and the history), and :meth:`FeatureTrainer.load_state_dict` restores it; the
+network weights are saved separately (:mod:`.checkpoint`).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -89,6 +99,8 @@ class TrainingSettings:
         Confidence floor and Adam settings of the grid optimizer.
     seed : int
         Seeds the presentation scheme and torch.
+    epochs : int
+        Passes over the whole schedule, each from identity grids.
     """
 
     mode: str = "algorithm1"
@@ -102,11 +114,16 @@ class TrainingSettings:
     sdm_band: float = 0.1
     descent: DescentSettings = field(default_factory=DescentSettings)
     seed: int = 0
+    epochs: int = 1
 
     def presentations(self, scale: Scale) -> int:
         """Presentations of each pair at ``scale``: its grid iterations per presentation."""
         per = self.grid_iterations if self.mode == "algorithm1" else self.unrolled_steps
         return max(1, scale.iterations // per)
+
+    def to_dict(self) -> dict:
+        """The settings as JSON-ready values (scales as lists), for logs, cards and checkpoints."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 @dataclass
@@ -131,6 +148,14 @@ class FeatureTrainer:
         Training pairs (moved to the networks' device).
     settings : TrainingSettings
         Mode and schedule.
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per feature update: ``epoch``, ``scale`` and ``batch`` (the
+        position in the schedule; ``batches`` is the number of updates of that
+        scale), ``update`` (counted from 0 over the run), ``loss``,
+        ``constant_loss``, ``ratio`` and ``seconds`` (training time so far).
     """
 
     def __init__(self, networks: FeaturePair, pairs: Sequence[TrainingPair], settings: TrainingSettings = TrainingSettings()):
@@ -138,6 +163,10 @@ class FeatureTrainer:
             raise ParameterError(f"unknown training mode {settings.mode!r}; use one of {MODES}")
         if not pairs:
             raise ParameterError("feature training needs at least one pair")
+        if not settings.scales:
+            raise ParameterError("feature training needs at least one scale")
+        if isinstance(settings.epochs, bool) or not isinstance(settings.epochs, int) or settings.epochs < 1:
+            raise ParameterError(f"epochs must be a positive integer, got {settings.epochs!r}")
         self.networks = networks
         self.device = next(networks.parameters()).device
         self.pairs = [pair.to(self.device) for pair in pairs]
@@ -145,33 +174,173 @@ class FeatureTrainer:
         self.optimizer = torch.optim.Adam(networks.parameters(), lr=settings.feature_learning_rate)
         self.rng = np.random.default_rng(settings.seed)
         self.history: list[dict] = []
+        # position in the schedule: the scale being run (-1 before the first), its scheme, batches done
+        self._epoch, self._scale, self._batch = 0, -1, 0
+        self._scheme: list[list[int]] = []
+        self._states: list[_PairState] | None = None
+        self._elapsed = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Whether every update of every epoch and scale is done."""
+        return self._batch == len(self._scheme) and self._next_position(self._epoch, self._scale) is None
+
+    def planned_updates(self) -> int:
+        """Feature updates of the whole run, done and to come.
+
+        The schemes of the scales still to come are drawn with a copy of the
+        random state, so the count is exact and the run is not disturbed.
+        """
+        rng = copy.deepcopy(self.rng)
+        total = len(self.history) + len(self._scheme) - self._batch
+        position = self._next_position(self._epoch, self._scale)
+        while position is not None:
+            total += len(self._draw_scheme(position[1], rng))
+            position = self._next_position(*position)
+        return total
 
     def train(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
-        """Run every scale; returns (and keeps in :attr:`history`) one record per feature update."""
-        torch.manual_seed(self.settings.seed)
-        states: list[_PairState] | None = None
-        start = time.perf_counter()
-        for index, scale in enumerate(self.settings.scales):
-            states = [self._scale_state(pair, scale, None if states is None else states[i])
-                      for i, pair in enumerate(self.pairs)]
-            scheme = presentation_scheme(len(self.pairs), self.settings.presentations(scale),
-                                         self.settings.subintervals, self.settings.batch_pairs, self.rng)
-            for batch in scheme:
-                values = [self.present(self.pairs[i], states[i], scale) for i in batch]
-                loss = sum(value.loss for value in values) / len(values)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                constant = sum(value.constant for value in values) / len(values)
-                record = {
-                    "scale": index, "update": len(self.history), "loss": float(loss.detach()),
-                    "constant_loss": constant, "ratio": float(loss.detach()) / max(constant, 1e-12),
-                    "seconds": time.perf_counter() - start,
-                }
-                self.history.append(record)
-                if callback is not None:
-                    callback(record)
-        return self.history
+        """Run (or, after :meth:`load_state_dict`, continue) every epoch and scale.
+
+        Parameters
+        ----------
+        callback : callable, optional
+            Called with each new record of :attr:`history`, after the update;
+            :meth:`state_dict` then describes the run up to and including it.
+
+        Returns
+        -------
+        list of dict
+            :attr:`history`.
+        """
+        if self._scale < 0:
+            torch.manual_seed(self.settings.seed)
+        start = time.perf_counter() - self._elapsed
+        while True:
+            if self._batch == len(self._scheme):
+                position = self._next_position(self._epoch, self._scale)
+                if position is None:
+                    return self.history
+                self._start_scale(*position)
+            scale = self.settings.scales[self._scale]
+            values = [self.present(self.pairs[i], self._states[i], scale) for i in self._scheme[self._batch]]
+            loss = sum(value.loss for value in values) / len(values)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._batch += 1
+            self._elapsed = time.perf_counter() - start
+            constant = sum(value.constant for value in values) / len(values)
+            record = {
+                "epoch": self._epoch, "scale": self._scale, "batch": self._batch - 1,
+                "batches": len(self._scheme), "update": len(self.history), "loss": float(loss.detach()),
+                "constant_loss": constant, "ratio": float(loss.detach()) / max(constant, 1e-12),
+                "seconds": self._elapsed,
+            }
+            self.history.append(record)
+            if callback is not None:
+                callback(record)
+
+    def _next_position(self, epoch: int, scale: int) -> tuple[int, int] | None:
+        """The (epoch, scale) after ``scale`` of ``epoch``; None at the end of the run."""
+        if scale + 1 < len(self.settings.scales):
+            return epoch, scale + 1
+        if epoch + 1 < self.settings.epochs:
+            return epoch + 1, 0
+        return None
+
+    def _draw_scheme(self, index: int, rng: np.random.Generator) -> list[list[int]]:
+        presentations = self.settings.presentations(self.settings.scales[index])
+        return presentation_scheme(len(self.pairs), presentations, self.settings.subintervals,
+                                   self.settings.batch_pairs, rng)
+
+    def _start_scale(self, epoch: int, index: int) -> None:
+        """Grids of scale ``index`` (refined from the previous scale, identity at an epoch's start) and its scheme."""
+        previous = self._states if index > 0 else None
+        scale = self.settings.scales[index]
+        self._states = [self._scale_state(pair, scale, None if previous is None else previous[i])
+                        for i, pair in enumerate(self.pairs)]
+        self._scheme = self._draw_scheme(index, self.rng)
+        self._epoch, self._scale, self._batch = epoch, index, 0
+
+    def state_dict(self) -> dict:
+        """Everything :meth:`train` carries between two feature updates, except the network weights.
+
+        Returns
+        -------
+        dict
+            ``optimizer`` (the feature optimizer's state), ``history``,
+            ``epoch``, ``scale``, ``batch`` (updates done in the scale's
+            ``scheme``), ``update`` (updates done), ``grids`` (per pair: control
+            coefficients and grid-Adam moments and step count, or None before
+            the first scale), ``elapsed`` (seconds), ``numpy_rng`` (JSON),
+            ``torch_rng``, ``cuda_rng`` and ``settings``
+            (:meth:`TrainingSettings.to_dict`). Plain values and CPU tensors only
+            (loadable with ``torch.load(..., weights_only=True)``); the
+            optimizer state references the live tensors.
+        """
+        grids = None if self._states is None else [
+            {"coefficients": state.coefficients.detach().cpu().clone(),
+             "first": state.optimizer.first.detach().cpu().clone(),
+             "second": state.optimizer.second.detach().cpu().clone(),
+             "steps": state.optimizer.steps}
+            for state in self._states
+        ]
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "history": [dict(record) for record in self.history],
+            "epoch": self._epoch, "scale": self._scale, "batch": self._batch, "update": len(self.history),
+            "scheme": [list(batch) for batch in self._scheme],
+            "grids": grids,
+            "elapsed": self._elapsed,
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "settings": self.settings.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` output (load the network weights separately).
+
+        Raises
+        ------
+        ParameterError
+            The state was saved with other settings or for other pairs.
+        """
+        current = self.settings.to_dict()
+        differing = sorted(key for key in current if state["settings"].get(key) != current[key])
+        if differing:
+            raise ParameterError(
+                f"the saved training state has other settings ({', '.join(differing)} differ); resume with "
+                "the settings it was saved with"
+            )
+        grids = state["grids"]
+        if grids is not None and len(grids) != len(self.pairs):
+            raise ParameterError(f"the saved training state holds {len(grids)} pairs, this trainer {len(self.pairs)}")
+        states = None
+        if grids is not None:
+            scale = self.settings.scales[state["scale"]]
+            states = [self._scale_state(pair, scale, None) for pair in self.pairs]
+            for number, (pair_state, saved) in enumerate(zip(states, grids)):
+                if tuple(saved["coefficients"].shape) != tuple(pair_state.coefficients.shape):
+                    raise ParameterError(
+                        f"the saved control grid of pair {number} has shape {tuple(saved['coefficients'].shape)}, "
+                        f"this pair's {tuple(pair_state.coefficients.shape)}: the pairs differ"
+                    )
+                pair_state.coefficients.copy_(saved["coefficients"])
+                pair_state.optimizer.first.copy_(saved["first"])
+                pair_state.optimizer.second.copy_(saved["second"])
+                pair_state.optimizer.steps = int(saved["steps"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = [dict(record) for record in state["history"]]
+        self._epoch, self._scale, self._batch = int(state["epoch"]), int(state["scale"]), int(state["batch"])
+        self._scheme = [list(batch) for batch in state["scheme"]]
+        self._states = states
+        self._elapsed = float(state["elapsed"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def _scale_state(self, pair: TrainingPair, scale: Scale, previous: _PairState | None) -> _PairState:
         shape = pair.fixed.shape[2:]

@@ -16,12 +16,14 @@ from .registration import (
     SuitsRegistrationMethod,
     register,
 )
+from .training.api import train_features
 
 __version__ = "0.1.0"
 
 __all__ = [
     "register",
     "extract_features",
+    "train_features",
     "SuitsFeatureImageFilter",
     "SuitsRegistrationMethod",
     "RegistrationParameters",

@@ -167,7 +167,7 @@ class PairSequence(SequenceABC):
         return f"PairSequence({len(self)} pairs: {', '.join(self.names[:3])}{', ...' if len(self) > 3 else ''})"
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
     """File name without its image suffix (``.nii.gz`` counts as one)."""
     name = os.path.basename(path)
     for suffix in IMAGE_SUFFIXES:
@@ -177,7 +177,7 @@ def _stem(path: str) -> str:
 
 
 def _pair_name(fixed: str, moving: str) -> str:
-    return f"{_stem(fixed)}__{_stem(moving)}"
+    return f"{file_stem(fixed)}__{file_stem(moving)}"
 
 
 def _optional_path(path: Optional[PathLike]) -> Optional[str]:
@@ -232,7 +232,7 @@ def pair_from_files(
     return files.load(label_names or {})
 
 
-def _image_files(directory: Optional[PathLike], what: str) -> Optional[list[str]]:
+def image_files(directory: Optional[PathLike], what: str) -> Optional[list[str]]:
     """Sorted image files of a folder (None for None); InputImageError when there are none."""
     if directory is None:
         return None
@@ -300,10 +300,10 @@ def pairs_from_folders(
         When the numbers of images and label maps, or of fixed and moving
         images (without ``all_pairs``), differ.
     """
-    fixed = _image_files(fixed_dir, "fixed_dir")
-    moving = _image_files(moving_dir, "moving_dir")
-    fixed_labels = _matched(fixed, _image_files(fixed_label_dir, "fixed_label_dir"), "fixed_label_dir")
-    moving_labels = _matched(moving, _image_files(moving_label_dir, "moving_label_dir"), "moving_label_dir")
+    fixed = image_files(fixed_dir, "fixed_dir")
+    moving = image_files(moving_dir, "moving_dir")
+    fixed_labels = _matched(fixed, image_files(fixed_label_dir, "fixed_label_dir"), "fixed_label_dir")
+    moving_labels = _matched(moving, image_files(moving_label_dir, "moving_label_dir"), "moving_label_dir")
     fixed_entries = list(zip(fixed, fixed_labels))
     moving_entries = list(zip(moving, moving_labels))
     if all_pairs:
@@ -325,7 +325,7 @@ def pairs_from_folders(
     return PairSequence(files)
 
 
-def _companion(image: str, known: Mapping[str, str], kind: int) -> Optional[str]:
+def companion_file(image: str, known: Mapping[str, str], kind: int) -> Optional[str]:
     """Label (kind 0) or mask (kind 1) file of ``image``: from the training list, else by folder name."""
     if image in known:
         return known[image]
@@ -432,16 +432,16 @@ def pairs_from_dataset_json(path: PathLike, split: str = "registration_val") -> 
             name=_pair_name(fixed, moving),
             fixed=fixed,
             moving=moving,
-            fixed_labels=_companion(fixed, labels_of, 0),
-            moving_labels=_companion(moving, labels_of, 0),
-            fixed_mask=_companion(fixed, masks_of, 1),
+            fixed_labels=companion_file(fixed, labels_of, 0),
+            moving_labels=companion_file(moving, labels_of, 0),
+            fixed_mask=companion_file(fixed, masks_of, 1),
         )
         pair.check_exist()
         files.append(pair)
     return PairSequence(files, _label_names(dataset.get("labels"), path))
 
 
-def _slice_axis(image: sitk.Image, axis: int, role: str) -> int:
+def index_axis_along(image: sitk.Image, axis: int, role: str) -> int:
     """Index axis of ``image`` that runs along physical ``axis``; GeometryError for oblique images."""
     direction = np.reshape(image.GetDirection(), (3, 3))
     rounded = np.round(direction)
@@ -543,8 +543,8 @@ def slice_pair(pair: RegistrationPair, axis: int = 2, index: Union[None, int, st
         raise InputImageError(f"slice_pair needs a 3D pair; {pair.name!r} is {pair.fixed.GetDimension()}D")
     if isinstance(axis, bool) or axis not in (0, 1, 2):
         raise ParameterError(f"axis must be 0 (x), 1 (y) or 2 (z), got {axis!r}")
-    fixed_axis = _slice_axis(pair.fixed, axis, "fixed")
-    moving_axis = _slice_axis(pair.moving, axis, "moving")
+    fixed_axis = index_axis_along(pair.fixed, axis, "fixed")
+    moving_axis = index_axis_along(pair.moving, axis, "moving")
     fixed_index = _slice_index(pair.fixed, pair.fixed_labels, fixed_axis, index, "fixed")
     moving_index = _slice_index(pair.moving, pair.moving_labels, moving_axis, index, "moving")
     return RegistrationPair(

@@ -5,9 +5,16 @@
 * :mod:`.scheme`: the pair presentation scheme of Algorithm 1;
 * :mod:`.losses`: the step-matching loss (Algorithm 1) and the unrolled alignment loss, each
   with the loss of constant features (the collapse signal);
-* :mod:`.trainer`: the training loop shared by both modes.
+* :mod:`.trainer`: the training loop shared by both modes;
+* :mod:`.data`: training pairs from images and label maps of two modalities (folders,
+  Learn2Reg ``dataset.json``, synthetic phantoms);
+* :mod:`.checkpoint`: checkpoints of a run and resuming it;
+* :mod:`.api`: :func:`train_features`, which trains and writes a model folder.
 """
 
+from itk_suits.training.api import train_features, train_on_pairs
+from itk_suits.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from itk_suits.training.data import dataset_json_images, folder_images, synthetic_training_pairs, training_pairs
 from itk_suits.training.losses import LossValue, step_matching_loss, unrolled_alignment_loss
 from itk_suits.training.scheme import presentation_scheme
 from itk_suits.training.sdm import DEFAULT_ALPHA, signed_distance_maps
@@ -29,4 +36,12 @@ __all__ = [
     "FeatureTrainer",
     "TrainingPair",
     "TrainingSettings",
+    "training_pairs",
+    "folder_images",
+    "dataset_json_images",
+    "synthetic_training_pairs",
+    "CHECKPOINT_NAME",
+    "load_checkpoint",
+    "train_features",
+    "train_on_pairs",
 ]

@@ -1,6 +1,5 @@
 """The tensor engine: B-spline grids, warping, the descent step and the grid optimizer."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,7 +19,7 @@ from itk_suits.core.bspline import basis_matrix
 from itk_suits.core.optimizer import smoothness_gradient
 from itk_suits.features.mind import mind_ssc
 
-from conftest import phantom, remap_nonmonotonic
+from conftest import phantom
 
 
 @pytest.mark.parametrize("spacing", [7.0, 10.0, 13.7])

@@ -356,6 +356,29 @@ def _label_names(labels, path: str) -> dict[int, str]:
     return names
 
 
+def read_dataset_json(path: PathLike) -> Mapping:
+    """A Learn2Reg-style ``dataset.json`` as a mapping.
+
+    Raises
+    ------
+    InputImageError
+        If there is no file at ``path``.
+    ParameterError
+        If it is not valid JSON or does not hold a JSON object.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputImageError(f"no dataset file at '{path}'")
+    try:
+        with open(path, encoding="utf-8") as file:
+            dataset = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ParameterError(f"{path} is not a valid JSON file: {error}") from error
+    if not isinstance(dataset, Mapping):
+        raise ParameterError(f"{path} must hold a JSON object (a Learn2Reg-style dataset description)")
+    return dataset
+
+
 def pairs_from_dataset_json(path: PathLike, split: str = "registration_val") -> PairSequence:
     """Registration pairs listed in a Learn2Reg-style ``dataset.json``.
 
@@ -392,15 +415,7 @@ def pairs_from_dataset_json(path: PathLike, split: str = "registration_val") -> 
         lists the splits it has), or an entry lacks ``"fixed"``/``"moving"``.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputImageError(f"no dataset file at '{path}'")
-    try:
-        with open(path, encoding="utf-8") as file:
-            dataset = json.load(file)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ParameterError(f"{path} is not a valid JSON file: {error}") from error
-    if not isinstance(dataset, Mapping):
-        raise ParameterError(f"{path} must hold a JSON object with a {split!r} list of pairs")
+    dataset = read_dataset_json(path)
     entries = dataset.get(split)
     if not isinstance(entries, list) or not entries:
         splits = [

@@ -32,7 +32,6 @@ modality in a folder or in a Learn2Reg ``dataset.json``;
 from __future__ import annotations
 
 import itertools
-import json
 import numbers
 import os
 import re
@@ -49,6 +48,7 @@ from itk_suits.evaluation.datasets import (
     companion_file,
     image_files,
     index_axis_along,
+    read_dataset_json,
     file_stem,
     slice_pair,
 )
@@ -475,20 +475,6 @@ def folder_images(directory, label_directory=None) -> tuple[list[str], list[str]
     return images, [by_name[file_stem(path)] for path in images]
 
 
-def _read_json(path) -> dict:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputImageError(f"no dataset file at '{path}'")
-    try:
-        with open(path, encoding="utf-8") as file:
-            dataset = json.load(file)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ParameterError(f"{path} is not a valid JSON file: {error}") from error
-    if not isinstance(dataset, Mapping):
-        raise ParameterError(f"{path} must hold a JSON object with a 'training' list")
-    return dataset
-
-
 def _modality_key(value, names: Mapping[str, str], path: str) -> str:
     """The modality index (as in the file names, e.g. "0") of a name or index."""
     if value is None:
@@ -543,7 +529,7 @@ def dataset_json_images(path, fixed=None, moving=None) -> dict:
         Invalid JSON, no ``"training"`` list, an unknown modality, or more
         than two modalities and no choice.
     """
-    dataset = _read_json(path)
+    dataset = read_dataset_json(path)
     path = os.fspath(path)
     entries = dataset.get("training")
     if not isinstance(entries, list) or not entries:

@@ -72,14 +72,13 @@ def test_one_feature_update_lowers_the_loss_of_its_mode(mode):
     networks = FeaturePair(2)
     optimizer = torch.optim.Adam(networks.parameters(), lr=1e-3)
     fixed_sdm, moving_sdm = module.level(pair.fixed_sdm), module.level(pair.moving_sdm)
-    rate = torch.tensor([0.16, 0.16])
 
     def loss():
         fixed = module.level(networks(pair.fixed, modality="fixed"))
         moving = module.level(networks(pair.moving, modality="moving"))
         if mode == "algorithm1":
             return step_matching_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, DescentSettings()).loss
-        value, _ = unrolled_alignment_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, rate, 0.2,
+        value, _ = unrolled_alignment_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, 0.2,
                                            DescentSettings(), steps=5)
         return value.loss
 

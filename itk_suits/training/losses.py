@@ -10,8 +10,8 @@ learned nothing the constant ones do not (PITFALLS 15).
   difference between the descent step of the features and the descent step
   of the signed distance maps (SDMs), on the band ``|SDM| < band`` of the fixed
   or the warped moving SDMs.
-* :func:`unrolled_alignment_loss` back-propagates through ``K`` grid
-  iterations driven by the features and scores the alignment they reach: the
+* :func:`unrolled_alignment_loss` back-propagates through ``K`` (gradient-step)
+  grid iterations driven by the features and scores the alignment they reach: the
   mean squared difference between the warped moving SDMs and the fixed SDMs
   over the whole image, so that steps outside the border band are supervised
   too.
@@ -90,18 +90,29 @@ def unrolled_alignment_loss(
     fixed_sdm: torch.Tensor,
     moving_sdm: torch.Tensor,
     coefficients: torch.Tensor,
-    learning_rate: torch.Tensor,
     smoothness: float,
     settings: DescentSettings,
     steps: int = 10,
+    step_size: float = 2.0,
 ) -> tuple[LossValue, torch.Tensor]:
     """Alignment of the SDMs after ``steps`` differentiable grid iterations.
 
-    The grid iterations are Adam steps written out in differentiable form
-    (fresh moments at each presentation). The loss is the mean squared
-    difference between the warped moving SDMs and the fixed SDMs over the
-    whole working level; the constant-feature loss is the same difference
-    at the starting grid (constant features do not move it).
+    The unrolled iterations are plain gradient steps on the control grid,
+    ``c <- c - step_size * g`` with ``g`` the grid gradient (support-weighted mean
+    descent step in voxels plus the smoothness gradient), not Adam steps: Adam
+    divides each control point's gradient by its own running magnitude, so its
+    first steps are sign-like and their derivative with respect to the features
+    nearly vanishes, which starves the feature networks of signal. The loss is
+    the mean squared difference between the warped moving SDMs and the fixed
+    SDMs over the whole working level (supervising outside the border band
+    too); the constant-feature loss is the same difference at the starting
+    grid (constant features do not move it).
+
+    Parameters
+    ----------
+    step_size : float
+        Voxels of control-point motion per voxel of mean descent step (the mean
+        step is at most half a voxel, so 2 moves at most one voxel per iteration).
 
     Returns
     -------
@@ -110,20 +121,10 @@ def unrolled_alignment_loss(
         carry the pair's alignment state forward.
     """
     eps = confidence_floor(fixed_features.detach(), settings.confidence)
-    beta1, beta2 = settings.betas
-    shape = (1, -1) + (1,) * (coefficients.ndim - 2)
-    rate = learning_rate.reshape(shape).to(coefficients)
     current = coefficients.detach()
-    first = torch.zeros_like(current)
-    second = torch.zeros_like(current)
-    for index in range(1, steps + 1):
+    for _ in range(steps):
         step = module.step(fixed_features, moving_features, current, eps)
-        gradient = module.grid_gradient(step, current, smoothness)
-        first = beta1 * first + (1 - beta1) * gradient
-        second = beta2 * second + (1 - beta2) * gradient**2
-        corrected = first / (1 - beta1**index)
-        scale = (second / (1 - beta2**index) + 1e-12).sqrt() + settings.adam_eps
-        current = current - rate * corrected / scale
+        current = current - step_size * module.grid_gradient(step, current, smoothness)
     loss = ((module.warp(moving_sdm, current) - fixed_sdm) ** 2).mean()
     with torch.no_grad():
         constant = float(((module.warp(moving_sdm, coefficients) - fixed_sdm) ** 2).mean())

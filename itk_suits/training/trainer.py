@@ -85,6 +85,9 @@ class TrainingSettings:
         Grid iterations between two feature updates (Algorithm 1: 5).
     unrolled_steps : int
         Tracked grid iterations per presentation (unrolled mode).
+    unrolled_step_size : float
+        Gradient step of those iterations, voxels per voxel of mean descent step
+        (see :func:`.losses.unrolled_alignment_loss`).
     feature_learning_rate : float
         Adam learning rate of the feature networks (0.001).
     grid_learning_rate : float
@@ -107,6 +110,7 @@ class TrainingSettings:
     scales: tuple = (Scale(20, 300, 0.2), Scale(10, 300, 0.2), Scale(7, 300, 0.4))
     grid_iterations: int = 5
     unrolled_steps: int = 10
+    unrolled_step_size: float = 2.0
     feature_learning_rate: float = 1e-3
     grid_learning_rate: float = 0.005
     batch_pairs: int = 2
@@ -360,10 +364,9 @@ class FeatureTrainer:
         moving = module.level(self.networks(pair.moving, modality="moving"))
         descent = self.settings.descent
         if self.settings.mode == "unrolled":
-            rate = adam_learning_rate(pair.fixed.shape[2:], self.settings.grid_learning_rate)
             value, reached = unrolled_alignment_loss(
-                module, fixed, moving, state.fixed_sdm, state.moving_sdm, state.coefficients, rate,
-                scale.smoothness, descent, self.settings.unrolled_steps)
+                module, fixed, moving, state.fixed_sdm, state.moving_sdm, state.coefficients,
+                scale.smoothness, descent, self.settings.unrolled_steps, self.settings.unrolled_step_size)
             state.coefficients.copy_(reached)
             return value
         with torch.no_grad():

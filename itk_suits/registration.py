@@ -175,6 +175,7 @@ class RegistrationResult:
     displacement_field : itk.Image, SimpleITK.Image or numpy.ndarray
         Physical displacement in millimetres on the fixed grid (vector image;
         numpy: ``(*shape, ndim)`` with components x, y[, z]).
+        :meth:`bspline_transform` gives the same mapping as an exact B-spline transform.
     log : list of dict
         Per scale: grid spacing, control points, iterations run, convergence, seconds.
     seconds : float
@@ -195,6 +196,9 @@ class RegistrationResult:
     moving_on_fixed: sitk.Image = field(repr=False)
     sitk_transform: sitk.Transform = field(repr=False)
     index_displacement: np.ndarray = field(repr=False)
+    control_grid: np.ndarray = field(repr=False)
+    control_spacing: tuple = field(repr=False)
+    initial_transform: sitk.Transform | None = field(repr=False)
 
     def warp(self, image, interpolator: str = "linear", default_value: float = 0.0, spacing=None):
         """Resample another image of the moving subject onto the fixed grid.
@@ -222,6 +226,19 @@ class RegistrationResult:
             )
         warped = image_io.resample(moving, self.fixed_image, self.sitk_transform, interpolator, default_value)
         return image_io.to_kind(warped, kind)
+
+    def bspline_transform(self):
+        """The same mapping as :attr:`transform` with an exact cubic ``BSplineTransform``.
+
+        The finest control grid written as an ITK B-spline transform (a few
+        hundred coefficients instead of a dense field), composed with the
+        initial transform when there is one; in the caller's library.
+        """
+        bspline = transform_io.bspline_transform_from_index(self.control_grid, self.control_spacing, self.fixed_image)
+        kind = "itk" if self.kind == "itk" else "sitk"
+        if kind == "itk":
+            bspline = transform_io.to_itk_transform(bspline)
+        return _compose(self.initial_transform, bspline, kind)
 
     def save(self, directory, overwrite: bool = False) -> dict:
         """Write the warped image, the displacement field, the transform and a checkerboard PNG.
@@ -419,6 +436,7 @@ class SuitsRegistrationMethod:
                 callback=lambda info: self._invoke(IterationEvent, info),
             )
             displacement = descent.run()[0].cpu().numpy().astype(np.float64)
+            control_grid = descent.coefficients[0].cpu().numpy().astype(np.float64)
         for entry in descent.log:
             self._invoke(ScaleEvent, entry)
 
@@ -443,6 +461,9 @@ class SuitsRegistrationMethod:
             moving_on_fixed=moving_on_fixed,
             sitk_transform=sitk_transform,
             index_displacement=displacement,
+            control_grid=control_grid,
+            control_spacing=descent.grid_spacing,
+            initial_transform=initial,
         )
         self._invoke(EndEvent, self._result)
 

@@ -261,3 +261,30 @@ def test_out_of_memory_risk_is_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(registration, "_BYTES_PER_VOXEL_CHANNEL", 2**40)
     with pytest.raises(InputImageError, match="out-of-memory"):
         itk_suits.register(phantom((40, 40)), phantom((40, 40)), **FAST)
+
+
+def test_bspline_transform_maps_points_like_the_displacement_field(oblique_pair_3d):
+    fixed, moving = oblique_pair_3d
+    result = itk_suits.register(fixed, moving, grid_spacings=(10, 6), iterations=(20, 20),
+                                initial_transform="geometry")
+    bspline = result.bspline_transform()
+    assert isinstance(bspline, sitk.CompositeTransform)
+    for index in [(0, 0, 0), (33, 29, 23), (10, 17, 5), (20, 3, 19)]:
+        point = fixed.TransformIndexToPhysicalPoint(index)
+        assert bspline.TransformPoint(point) == pytest.approx(result.transform.TransformPoint(point), abs=1e-4)
+    resampled = sitk.Resample(moving, fixed, bspline, sitk.sitkLinear, 0.0)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(resampled), sitk.GetArrayFromImage(result.warped), atol=1e-3)
+
+
+def test_itk_bspline_transform_matches_the_itk_displacement_field_transform(oblique_pair_3d):
+    pytest.importorskip("itk")
+    from itk_suits.interop.images import to_kind
+
+    fixed, moving = (to_kind(image, "itk") for image in oblique_pair_3d)
+    result = itk_suits.register(fixed, moving, grid_spacings=(10, 6), iterations=(20, 20))
+    bspline = result.bspline_transform()
+    assert "BSpline" in type(bspline).__name__ or "BSpline" in bspline.GetNameOfClass()
+    for index in [(0, 0, 0), (33, 29, 23), (10, 17, 5)]:
+        point = fixed.TransformIndexToPhysicalPoint(index)
+        np.testing.assert_allclose(np.array(bspline.TransformPoint(point)),
+                                   np.array(result.transform.TransformPoint(point)), atol=1e-4)

@@ -350,6 +350,8 @@ class MultiScaleDescent:
                 "movement": movement,
                 "seconds": time.perf_counter() - scale_start,
             })
+        self.coefficients = coefficients
+        self.grid_spacing = module.grid.spacing
         full = BSplineGrid(shape, module.grid.spacing, device=device, dtype=dtype)
         return full.dense(coefficients)
 

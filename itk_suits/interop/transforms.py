@@ -162,6 +162,49 @@ def displacement_field_from_index(u_index: np.ndarray, reference: sitk.Image) ->
     return field
 
 
+def bspline_transform_from_index(coefficients: np.ndarray, grid_spacing, reference: sitk.Image) -> sitk.BSplineTransform:
+    """The exact cubic ``BSplineTransform`` of a control grid in voxel units.
+
+    The package's control point ``k`` sits at voxel ``(k - 1) * s`` of the
+    reference grid, exactly where ITK's cubic B-spline transform puts it for a
+    transform domain starting at the reference origin and spanning
+    ``(n - 3) * s`` voxels; ITK's kernel is the same cardinal cubic B-spline, so
+    the transform reproduces the dense field everywhere in the image.
+
+    Parameters
+    ----------
+    coefficients : numpy.ndarray
+        ``(ndim, *control grid shape)``, components (x, y[, z]) in voxels, grid in
+        array order.
+    grid_spacing : sequence of float
+        Control-point spacing in voxels, array order.
+    reference : SimpleITK.Image
+        The fixed image.
+
+    Returns
+    -------
+    SimpleITK.BSplineTransform
+        Order 3, coefficients in mm along ITK's (x, y[, z]) axes.
+    """
+    ndim = reference.GetDimension()
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    if coefficients.ndim != ndim + 1 or coefficients.shape[0] != ndim:
+        raise GeometryError(f"control grid of shape {coefficients.shape} does not fit a {ndim}D reference")
+    spacing_xyz = np.asarray(grid_spacing, dtype=np.float64)[::-1]
+    points_xyz = np.asarray(coefficients.shape[1:][::-1])
+    mesh = points_xyz - 3
+    physical = np.einsum("ij,j...->i...", _index_to_physical(reference), coefficients)
+    transform = sitk.BSplineTransform(ndim, 3)
+    transform.SetTransformDomainOrigin(reference.GetOrigin())
+    transform.SetTransformDomainDirection(reference.GetDirection())
+    transform.SetTransformDomainPhysicalDimensions(
+        [float(m * s * v) for m, s, v in zip(mesh, spacing_xyz, reference.GetSpacing())])
+    transform.SetTransformDomainMeshSize([int(m) for m in mesh])
+    # parameters: every x coefficient (x index fastest), then every y, then z
+    transform.SetParameters(tuple(np.concatenate([component.ravel() for component in physical])))
+    return transform
+
+
 def index_displacement_from_field(field: sitk.Image) -> np.ndarray:
     """Displacements in voxel index units from a physical displacement field.
 

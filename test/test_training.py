@@ -97,3 +97,15 @@ def test_trainer_runs_every_scale_and_logs_the_collapse_ratio(mode):
     history = FeatureTrainer(FeaturePair(2), pairs, settings).train()
     assert {record["scale"] for record in history} == {0, 1}
     assert all(record["ratio"] == pytest.approx(record["loss"] / record["constant_loss"]) for record in history)
+
+
+def test_a_modality_seed_keeps_one_intensity_table_across_subjects():
+    labels = organ_phantom((40, 40), organs=3, seed=1)
+    other = organ_phantom((40, 40), organs=3, seed=2)
+    a = synthesize_modality(labels, seed=1, modality_seed=7, noise=0.0, bias=0.0, blur=0.0)
+    b = synthesize_modality(other, seed=2, modality_seed=7, noise=0.0, bias=0.0, blur=0.0)
+    c = synthesize_modality(other, seed=2, modality_seed=8, noise=0.0, bias=0.0, blur=0.0)
+    mean = lambda image, anatomy, k: image[anatomy == k].mean()  # noqa: E731
+    for k in range(1, 4):
+        assert abs(mean(a, labels, k) - mean(b, other, k)) < 0.2  # same modality: jitter only
+    assert max(abs(mean(b, other, k) - mean(c, other, k)) for k in range(1, 4)) > 0.1  # another modality

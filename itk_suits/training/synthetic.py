@@ -71,15 +71,24 @@ def synthesize_modality(
     bias: float = 0.3,
     blur: float = 0.7,
     background: float | None = None,
+    modality_seed: int | None = None,
+    jitter: float = 0.03,
 ) -> np.ndarray:
     """An image of the anatomy ``labels`` in a random 'modality'.
+
+    By default every image draws its own intensity per label (a new modality
+    per image, for modality-agnostic features). With ``modality_seed`` the
+    intensity table is drawn from that seed instead, so images of different
+    subjects share one modality (as CT or MR scans of a data set do), each
+    with a small per-subject jitter of the table.
 
     Parameters
     ----------
     labels : numpy.ndarray
         Integer label map (0 = background).
     seed : int
-        Seed of every random choice (intensities, bias, noise).
+        Seed of every random choice (intensities, bias, noise); with
+        ``modality_seed``, of the jitter, bias and noise.
     noise : float
         Standard deviation of additive Gaussian noise, in units of the [0, 1] range.
     bias : float
@@ -88,6 +97,12 @@ def synthesize_modality(
         Gaussian blur sigma in voxels (0 = none).
     background : float, optional
         Intensity of label 0 (default: dark, random in [0, 0.1]).
+    modality_seed : int, optional
+        Seed of the intensity table shared by every image of one modality
+        (default: the table is drawn from ``seed``).
+    jitter : float
+        With ``modality_seed``: standard deviation of the Gaussian per-subject
+        change of each table entry, in units of the [0, 1] range.
 
     Returns
     -------
@@ -95,8 +110,17 @@ def synthesize_modality(
         float32 image of the same shape, roughly in [0, 1].
     """
     rng = np.random.default_rng(seed)
-    values = rng.uniform(0.15, 1.0, int(labels.max()) + 1).astype(np.float32)
-    values[0] = rng.uniform(0.0, 0.1) if background is None else background
+    count = int(labels.max()) + 1
+    if modality_seed is None:
+        values = rng.uniform(0.15, 1.0, count).astype(np.float32)
+        values[0] = rng.uniform(0.0, 0.1) if background is None else background
+    else:
+        # background first: label l gets the same entry whatever the subject's largest label
+        table = np.random.default_rng(modality_seed)
+        dark = table.uniform(0.0, 0.1)
+        values = table.uniform(0.15, 1.0, count).astype(np.float32)
+        values[0] = dark if background is None else background
+        values = values + rng.normal(0.0, jitter, count).astype(np.float32)
     image = values[labels]
     if bias > 0:
         image = image * (1.0 + bias * _smooth_noise(labels.shape, rng, control=4))

@@ -54,7 +54,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -69,9 +68,9 @@ sys.path.insert(0, str(REPOSITORY))  # benchmark this checkout, installed or not
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
-import torch  # noqa: E402
 
 import itk_suits  # noqa: E402
+from support import number, set_threads, table, versions  # noqa: E402
 from itk_suits.evaluation import dice, folding_percentage, run_elastix  # noqa: E402
 from itk_suits.features.registry import ConcatenatedFeatures, MindFeatures, get_feature_extractor  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
@@ -134,10 +133,10 @@ def make_subjects(seed: int, shape, anatomy: str) -> dict:
     anatomies = subject_anatomies(seed, shape, anatomy)
     image_seeds = np.random.SeedSequence([seed, 2]).generate_state(2 * SUBJECTS)
     subjects = {}
-    for number, (role, modality) in enumerate(MODALITIES.items()):
+    for order, (role, modality) in enumerate(MODALITIES.items()):
         images, labels = [], []
         for k in range(SUBJECTS):
-            index = number * SUBJECTS + k
+            index = order * SUBJECTS + k
             images.append(synthesize_modality(
                 anatomies[index], int(image_seeds[index]), noise=modality["noise"], bias=modality["bias"],
                 modality_seed=1000 * seed + modality["table_offset"],
@@ -272,14 +271,8 @@ def benchmark_seed(seed: int, arguments, folder: Path, progress, warm: dict) -> 
 # --- report ----------------------------------------------------------------------------------------
 
 
-def _number(value, digits=3) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _table(header: list[str], lines: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    render = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths))  # noqa: E731
-    return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, lines)])
 
 
 def overall_means(results: list[dict]) -> dict:
@@ -300,10 +293,10 @@ def results_table(means: dict) -> str:
         if "error" in row:
             lines.append([name, "FAILED: " + " ".join(row["error"].split())[:60]] + [""] * (len(header) - 2))
             continue
-        lines.append([name] + [_number(row["dice"][str(k)]) for k in range(1, ORGANS + 1)]
-                     + [_number(row["dice_mean"]), _number(row.get("dice_mean_std_over_seeds")),
-                        _number(row.get("folding_percent")), _number(row.get("seconds"), 2)])
-    return _table(header, lines)
+        lines.append([name] + [number(row["dice"][str(k)], 3) for k in range(1, ORGANS + 1)]
+                     + [number(row["dice_mean"], 3), number(row.get("dice_mean_std_over_seeds"), 3),
+                        number(row.get("folding_percent"), 3), number(row.get("seconds"), 2)])
+    return table(header, lines)
 
 
 def training_table(results: list[dict]) -> str:
@@ -313,31 +306,13 @@ def training_table(results: list[dict]) -> str:
         for mode, model in result["models"].items():
             training = model["training"]
             lines.append([str(result["seed"]), MODE_NAMES[mode], str(training["updates"]),
-                          _number(training["seconds"], 1), _number(model["wall_seconds"], 1),
-                          _number(training["final_mean_ratio"])])
-    return _table(header, lines)
+                          number(training["seconds"], 1), number(model["wall_seconds"], 1),
+                          number(training["final_mean_ratio"], 3)])
+    return table(header, lines)
 
 
-def versions() -> dict:
-    def installed(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    return {
-        "python": platform.python_version(), "itk_suits": itk_suits.__version__, "torch": torch.__version__,
-        "itk": installed("itk"), "itk-elastix": installed("itk-elastix"), "onnxruntime": installed("onnxruntime"),
-        "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__,
-    }
 
 
-def set_threads(threads: int) -> None:
-    """Limit torch (training), SimpleITK and ITK to ``threads``; registrations get it per call."""
-    import itk
-
-    torch.set_num_threads(threads)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

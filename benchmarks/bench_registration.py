@@ -48,7 +48,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -65,9 +64,9 @@ sys.path.insert(0, str(REPOSITORY))  # benchmark this checkout, installed or not
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
-import torch  # noqa: E402
 
 import itk_suits  # noqa: E402
+from support import number, set_threads, table, versions  # noqa: E402
 from itk_suits.demo import known_deformation  # noqa: E402
 from itk_suits.evaluation import (  # noqa: E402
     dice,
@@ -299,19 +298,13 @@ def benchmark_case(case: Case, threads: int, repeats: int, progress: Callable[[s
 # --- report ----------------------------------------------------------------------------------------
 
 
-def _number(value, digits=2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: list[str], lines: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    render = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths))  # noqa: E731
-    return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, lines)])
 
 
 def _times(row: dict) -> list[str]:
-    return [_number(row.get("median_seconds")), _number(row.get("min_seconds")),
-            _number(row.get("ratio_to_elastix"))]
+    return [number(row.get("median_seconds")), number(row.get("min_seconds")),
+            number(row.get("ratio_to_elastix"))]
 
 
 def _failed(name: str, columns: int) -> list[str]:
@@ -338,14 +331,14 @@ def brainweb_table(results: list[dict]) -> str:
             if "error" in row:
                 lines.append([result["case"]] + _failed(label, len(header) - 1))
                 continue
-            lines.append([result["case"], label, _number(row["error_mean_mm"]), _number(row["error_p95_mm"]),
-                          _number(row["folding_percent"], 3), _number(row["folding_percent_mask"], 3),
-                          _number(row["sdlogj_mask"], 3)] + _times(row))
+            lines.append([result["case"], label, number(row["error_mean_mm"]), number(row["error_p95_mm"]),
+                          number(row["folding_percent"], 3), number(row["folding_percent_mask"], 3),
+                          number(row["sdlogj_mask"], 3)] + _times(row))
     for name, row in brainweb_means(results).items():
-        lines.append(["BrainWeb mean over seeds", _BRAINWEB_LABELS.get(name, name), _number(row["error_mean_mm"]), _number(row["error_p95_mm"]),
-                      _number(row["folding_percent"], 3), _number(row["folding_percent_mask"], 3),
-                      _number(row["sdlogj_mask"], 3)] + _times(row))
-    return _table(header, lines)
+        lines.append(["BrainWeb mean over seeds", _BRAINWEB_LABELS.get(name, name), number(row["error_mean_mm"]), number(row["error_p95_mm"]),
+                      number(row["folding_percent"], 3), number(row["folding_percent_mask"], 3),
+                      number(row["sdlogj_mask"], 3)] + _times(row))
+    return table(header, lines)
 
 
 def brainweb_means(results: list[dict]) -> dict:
@@ -370,31 +363,14 @@ def spine_table(results: list[dict]) -> str:
             if "error" in row:
                 lines.append([result["case"]] + _failed(name, len(header) - 1))
                 continue
-            regular = [] if name == "initial" else [_number(row["folding_percent"], 3), _number(row["sdlogj"], 3)]
-            lines.append([result["case"], name, _number(row["dice"], 3), _number(row["dice_fov"], 3)]
+            regular = [] if name == "initial" else [number(row["folding_percent"], 3), number(row["sdlogj"], 3)]
+            lines.append([result["case"], name, number(row["dice"], 3), number(row["dice_fov"], 3)]
                          + (regular or ["-", "-"]) + _times(row))
-    return _table(header, lines)
+    return table(header, lines)
 
 
-def versions() -> dict:
-    def installed(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    return {
-        "python": platform.python_version(), "itk_suits": itk_suits.__version__, "torch": torch.__version__,
-        "itk": installed("itk"), "itk-elastix": installed("itk-elastix"),
-        "SimpleITK": sitk.Version_VersionString(), "numpy": np.__version__,
-    }
 
 
-def set_threads(threads: int) -> None:
-    """Limit SimpleITK and ITK to ``threads``; torch and elastix get it per call."""
-    import itk
-
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

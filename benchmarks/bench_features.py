@@ -98,8 +98,13 @@ MODALITIES = {
     "fixed": {"name": "CT-like", "bias": 0.0, "noise": 0.05, "table_offset": 101},
     "moving": {"name": "MR-like", "bias": 0.3, "noise": 0.03, "table_offset": 202},
 }
-TRAINING_MODES = ("algorithm1", "unrolled")
-MODE_NAMES = {"algorithm1": "Algorithm 1", "unrolled": "unrolled"}
+#: Trained models: name -> train_on_pairs options (mode, and the step loss for Algorithm 1).
+TRAINING_MODES = {
+    "algorithm1": {"mode": "algorithm1"},
+    "algorithm1-cosine": {"mode": "algorithm1", "settings": TrainingSettings(step_loss="cosine")},
+    "unrolled": {"mode": "unrolled"},
+}
+MODE_NAMES = {"algorithm1": "Algorithm 1", "algorithm1-cosine": "Algorithm 1 (cosine)", "unrolled": "unrolled"}
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -172,11 +177,11 @@ def train_models(subjects: dict, arguments, seed: int, folder: Path, progress) -
                            labels=list(range(1, ORGANS + 1)))
     scales = [(scale.grid_spacing, arguments.iterations, scale.smoothness) for scale in TrainingSettings().scales]
     models = {}
-    for mode in TRAINING_MODES:
+    for mode, options in TRAINING_MODES.items():
         progress(f"seed {seed}: training {MODE_NAMES[mode]} on {len(pairs)} pairs ({arguments.device})")
         start = time.perf_counter()
         out = train_on_pairs(
-            pairs, folder / f"seed{seed}_{mode}", mode=mode, scales=scales, epochs=arguments.epochs,
+            pairs, folder / f"seed{seed}_{mode}", **options, scales=scales, epochs=arguments.epochs,
             device=arguments.device, seed=seed, progress=False,
             modalities={role: modality["name"] for role, modality in MODALITIES.items()},
         )

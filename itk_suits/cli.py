@@ -464,6 +464,8 @@ def _add_train(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
     parser.add_argument("--mode", choices=("algorithm1", "unrolled"),
                         help="step matching as in the paper (default) or unrolled descent")
+    parser.add_argument("--step-loss", choices=("mse", "cosine"),
+                        help="algorithm1's step mismatch: the paper's MSE (default) or 1 - cosine")
     parser.add_argument("--shared", action="store_true", help="one network for both modalities")
     parser.add_argument("--spacing", type=float, metavar="MM", help="resample to this isotropic voxel size")
     parser.add_argument("--shape", nargs="+", type=int, metavar="N",
@@ -550,8 +552,10 @@ def _run_train(arguments: argparse.Namespace) -> int:
     from itk_suits.errors import ParameterError
     from itk_suits.training import data as training_data
     from itk_suits.training.api import train_features, train_on_pairs
+    from itk_suits.training.trainer import TrainingSettings
 
     options = {
+        "settings": TrainingSettings(**_given(arguments, "step_loss")),
         "scales": _train_scales(arguments), "resume": not arguments.no_resume, "overwrite": arguments.overwrite,
         "progress": not arguments.quiet, "shared": arguments.shared, "command": _train_command(arguments),
         **_given(arguments, "mode", "epochs", "device", "seed", "checkpoint_every", "name"),

@@ -53,18 +53,19 @@ def _module_and_grid(pair):
     return module, module.grid.zeros()
 
 
-def test_collapse_ratio_is_zero_for_sdm_features_and_one_for_constant_features():
+@pytest.mark.parametrize("kind", ["mse", "cosine"])
+def test_collapse_ratio_is_zero_for_sdm_features_and_one_for_constant_features(kind):
     pair = _pair(1)
     module, grid = _module_and_grid(pair)
     fixed_sdm, moving_sdm = module.level(pair.fixed_sdm), module.level(pair.moving_sdm)
-    perfect = step_matching_loss(module, fixed_sdm, moving_sdm, fixed_sdm, moving_sdm, grid, DescentSettings())
+    perfect = step_matching_loss(module, fixed_sdm, moving_sdm, fixed_sdm, moving_sdm, grid, DescentSettings(), kind=kind)
     assert perfect.ratio == pytest.approx(0.0, abs=1e-6) and perfect.constant > 0
     constant = torch.ones(1, 8, *module.working)
-    collapsed = step_matching_loss(module, constant, constant, fixed_sdm, moving_sdm, grid, DescentSettings())
+    collapsed = step_matching_loss(module, constant, constant, fixed_sdm, moving_sdm, grid, DescentSettings(), kind=kind)
     assert collapsed.ratio == pytest.approx(1.0, rel=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["algorithm1", "unrolled"])
+@pytest.mark.parametrize("mode", ["algorithm1", "algorithm1-cosine", "unrolled"])
 def test_one_feature_update_lowers_the_loss_of_its_mode(mode):
     torch.manual_seed(0)
     pair = _pair(2)
@@ -76,8 +77,10 @@ def test_one_feature_update_lowers_the_loss_of_its_mode(mode):
     def loss():
         fixed = module.level(networks(pair.fixed, modality="fixed"))
         moving = module.level(networks(pair.moving, modality="moving"))
-        if mode == "algorithm1":
-            return step_matching_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, DescentSettings()).loss
+        if mode.startswith("algorithm1"):
+            kind = "cosine" if mode.endswith("cosine") else "mse"
+            return step_matching_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, DescentSettings(),
+                                      kind=kind).loss
         value, _ = unrolled_alignment_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, 0.2,
                                            DescentSettings(), steps=5)
         return value.loss

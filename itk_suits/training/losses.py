@@ -9,7 +9,8 @@ learned nothing the constant ones do not (PITFALLS 15).
 * :func:`step_matching_loss` is the paper's Algorithm 1: the mean squared
   difference between the descent step of the features and the descent step
   of the signed distance maps (SDMs), on the band ``|SDM| < band`` of the fixed
-  or the warped moving SDMs.
+  or the warped moving SDMs; or, selectable, one minus their cosine, which has
+  no collapse minimum.
 * :func:`unrolled_alignment_loss` back-propagates through ``K`` (gradient-step)
   grid iterations driven by the features and scores the alignment they reach: the
   mean squared difference between the warped moving SDMs and the fixed SDMs
@@ -26,7 +27,7 @@ import torch
 from ..core.descent import confidence_floor
 from ..core.optimizer import BSplineDescentModule, DescentSettings
 
-__all__ = ["LossValue", "step_matching_loss", "unrolled_alignment_loss"]
+__all__ = ["LossValue", "STEP_LOSSES", "step_matching_loss", "unrolled_alignment_loss"]
 
 
 @dataclass
@@ -42,6 +43,9 @@ class LossValue:
         return float(self.loss.detach()) / max(self.constant, 1e-12)
 
 
+STEP_LOSSES = ("mse", "cosine")
+
+
 def step_matching_loss(
     module: BSplineDescentModule,
     fixed_features: torch.Tensor,
@@ -51,8 +55,16 @@ def step_matching_loss(
     coefficients: torch.Tensor,
     settings: DescentSettings,
     band: float = 0.1,
+    kind: str = "mse",
 ) -> LossValue:
-    """MSE between the feature step and the SDM step on the organ-border band (Algorithm 1).
+    """Mismatch of the feature step and the SDM step on the organ-border band (Algorithm 1).
+
+    ``kind="mse"`` is the paper's mean squared error. ``kind="cosine"`` is
+    ``1 - cos`` of the two step fields over the band (one minus their
+    band-weighted correlation): scale-invariant, like the grid optimizer that
+    consumes the steps, so shrinking the feature step towards zero no longer
+    lowers the loss (the collapse minimum of the MSE). Constant features score
+    1 under it, uncorrelated ones about 1, perfect ones 0.
 
     Parameters
     ----------
@@ -69,6 +81,8 @@ def step_matching_loss(
     band : float
         Supervised where ``|fixed SDM| < band`` or ``|warped moving SDM| < band`` in
         any channel.
+    kind : {"mse", "cosine"}
+        The mismatch measure.
     """
     eps = confidence_floor(fixed_features.detach(), settings.confidence)
     feature_step = module.step(fixed_features, moving_features, coefficients, eps)
@@ -78,7 +92,11 @@ def step_matching_loss(
         near = (fixed_sdm.abs() < band).any(dim=1, keepdim=True) | (warped_sdm.abs() < band).any(dim=1, keepdim=True)
         weight = near.to(feature_step)
         count = weight.sum().clamp(min=1.0) * feature_step.shape[1]
-        constant = float((weight * sdm_step**2).sum() / count)
+    if kind == "cosine":
+        inner = (weight * feature_step * sdm_step).sum()
+        norms = ((weight * feature_step**2).sum() * (weight * sdm_step**2).sum() + 1e-24).sqrt()
+        return LossValue(1.0 - inner / norms, 1.0)
+    constant = float((weight * sdm_step**2).sum() / count)
     loss = (weight * (feature_step - sdm_step) ** 2).sum() / count
     return LossValue(loss, constant)
 

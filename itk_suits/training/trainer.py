@@ -41,7 +41,7 @@ from ..core.descent import confidence_floor
 from ..core.optimizer import BSplineDescentModule, DescentSettings, GridAdam, Scale, adam_learning_rate
 from ..errors import ParameterError
 from ..features.cnn import FeaturePair
-from .losses import LossValue, step_matching_loss, unrolled_alignment_loss
+from .losses import STEP_LOSSES, LossValue, step_matching_loss, unrolled_alignment_loss
 from .scheme import presentation_scheme
 
 __all__ = ["TrainingPair", "TrainingSettings", "FeatureTrainer", "MODES"]
@@ -98,6 +98,9 @@ class TrainingSettings:
         Rounds ``p`` of the pair presentation scheme.
     sdm_band : float
         Algorithm 1 supervises where ``|SDM| <`` this (0.1).
+    step_loss : {"mse", "cosine"}
+        Algorithm 1's step mismatch: the paper's MSE, or one minus the cosine
+        (scale-invariant, no collapse minimum; see :func:`.losses.step_matching_loss`).
     descent : DescentSettings
         Confidence floor and Adam settings of the grid optimizer.
     seed : int
@@ -116,6 +119,7 @@ class TrainingSettings:
     batch_pairs: int = 2
     subintervals: int = 4
     sdm_band: float = 0.1
+    step_loss: str = "mse"
     descent: DescentSettings = field(default_factory=DescentSettings)
     seed: int = 0
     epochs: int = 1
@@ -165,6 +169,8 @@ class FeatureTrainer:
     def __init__(self, networks: FeaturePair, pairs: Sequence[TrainingPair], settings: TrainingSettings = TrainingSettings()):
         if settings.mode not in MODES:
             raise ParameterError(f"unknown training mode {settings.mode!r}; use one of {MODES}")
+        if settings.step_loss not in STEP_LOSSES:
+            raise ParameterError(f"unknown step loss {settings.step_loss!r}; use one of {STEP_LOSSES}")
         if not pairs:
             raise ParameterError("feature training needs at least one pair")
         if not settings.scales:
@@ -375,4 +381,4 @@ class FeatureTrainer:
                 step = module.step(fixed, moving, state.coefficients, eps)
                 state.optimizer.step(module.grid_gradient(step, state.coefficients, scale.smoothness))
         return step_matching_loss(module, fixed, moving, state.fixed_sdm, state.moving_sdm, state.coefficients,
-                                  descent, self.settings.sdm_band)
+                                  descent, self.settings.sdm_band, self.settings.step_loss)

@@ -238,7 +238,7 @@ class BSplineDescentModule:
         coefficients: torch.Tensor,
         eps: float | torch.Tensor,
         fixed_valid: torch.Tensor | None = None,
-        moving_mask: torch.Tensor | None = None,
+        with_mask: bool = False,
     ) -> torch.Tensor:
         """Descent step ``[B, ndim, *working]`` in full-resolution voxels.
 
@@ -252,20 +252,24 @@ class BSplineDescentModule:
             Confidence floor (see :func:`confidence_floor`).
         fixed_valid : torch.Tensor, optional
             ``[B, 1, *working]`` where the fixed features are trusted.
-        moving_mask : torch.Tensor, optional
-            ``[B, 1, *working]`` moving field of view; warped with the features, and
-            samples where it is below 0.999 get no step.
+        with_mask : bool
+            The last channel of ``moving`` is its field of view (see
+            :meth:`with_mask`): it is warped along with the features, and samples
+            where it falls below 0.999 get no step.
         """
-        channels = moving.shape[1]
-        if moving_mask is not None:
-            moving = torch.cat([moving, moving_mask], dim=1)
         warped = self.warp(moving, coefficients)
         valid = fixed_valid
-        if moving_mask is not None:
-            inside = (warped[:, channels:] > 0.999).to(fixed)
-            warped = warped[:, :channels]
+        if with_mask:
+            inside = (warped[:, -1:] > 0.999).to(fixed)
+            warped = warped[:, :-1]
             valid = inside if valid is None else valid * inside
         return descent_step(fixed, warped, eps, valid) * self.to_full
+
+    @staticmethod
+    def with_mask(moving: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``moving`` ``[B, C, ...]`` with its field-of-view ``mask`` ``[B, 1, ...]`` as a last
+        channel, built once per scale for :meth:`step` (``with_mask=True``)."""
+        return torch.cat([moving, mask], dim=1)
 
     def grid_gradient(self, step: torch.Tensor, coefficients: torch.Tensor, smoothness: float) -> torch.Tensor:
         """Control-grid gradient: the negated step through the B-spline adjoint, per unit
@@ -359,7 +363,9 @@ class MultiScaleDescent:
         settings = self.settings
         fixed = module.level(self.fixed_features)
         moving = module.level(self.moving_features)
-        moving_mask = None if self.moving_mask is None else module.level(self.moving_mask)
+        with_mask = self.moving_mask is not None
+        if with_mask:
+            moving = module.with_mask(moving, module.level(self.moving_mask))
         fixed_valid = None if self.fixed_mask is None else (module.level(self.fixed_mask) > 0.5).to(fixed)
         eps = confidence_floor(fixed, settings.confidence)
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
@@ -368,7 +374,7 @@ class MultiScaleDescent:
         movement = math.nan
         iteration = 0
         for iteration in range(1, scale.iterations + 1):
-            step = module.step(fixed, moving, coefficients, eps, fixed_valid, moving_mask)
+            step = module.step(fixed, moving, coefficients, eps, fixed_valid, with_mask)
             optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness))
             if iteration % settings.check_every == 0:
                 movement = float((coefficients - previous).abs().max()) / (settings.check_every * full_step)

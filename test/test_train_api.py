@@ -1,5 +1,6 @@
 """train_features: data readers, the model folder it writes, checkpoints and resuming, the train command."""
 
+import copy
 import csv
 import json
 
@@ -261,6 +262,61 @@ def test_planned_updates_count_a_run_of_several_epochs_without_disturbing_it():
     unplanned = FeatureTrainer(FeaturePair(2), pairs, settings).train()
     assert count == len(history) and [r["loss"] for r in history] == [r["loss"] for r in unplanned]
     assert {(r["epoch"], r["scale"]) for r in history} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_a_pair_function_gives_every_epoch_new_pairs_and_a_resumed_run_the_same_ones():
+    calls = []
+
+    def pairs_of_epoch(epoch):
+        calls.append(epoch)
+        return synthetic_training_pairs(2, (40, 40), seed=10 + epoch, organs=3)
+
+    settings = TrainingSettings(scales=(Scale(16, 10, 0.2),), epochs=3)
+    snapshots = []
+
+    def snapshot(record):
+        if record["epoch"] == 1 and record["batch"] == 0:
+            snapshots.append(copy.deepcopy((trainer.state_dict(), trainer.networks.state_dict())))
+
+    torch.manual_seed(0)
+    trainer = FeatureTrainer(FeaturePair(2), pairs_of_epoch, settings)
+    history = trainer.train(snapshot)
+    assert calls == [0, 1, 2]
+    assert torch.equal(trainer.pairs[0].fixed, synthetic_training_pairs(2, (40, 40), seed=12, organs=3)[0].fixed)
+
+    state, weights = snapshots[0]
+    assert state["epoch"] == 1
+    networks = FeaturePair(2)
+    networks.load_state_dict(weights)
+    calls.clear()
+    resumed = FeatureTrainer(networks, pairs_of_epoch, settings)
+    resumed.load_state_dict(state)
+    assert calls == [0, 1]  # the interrupted epoch's pairs again
+    assert [r["loss"] for r in resumed.train()] == [r["loss"] for r in history]
+
+
+def test_a_pair_function_must_keep_the_number_of_pairs():
+    settings = TrainingSettings(scales=(Scale(16, 10, 0.2),), epochs=2)
+    trainer = FeatureTrainer(FeaturePair(2), lambda epoch: synthetic_training_pairs(2 + epoch, (40, 40), organs=3),
+                             settings)
+    with pytest.raises(ParameterError, match="same number every epoch"):
+        trainer.train()
+
+
+def test_synthetic_pairs_from_label_maps_cut_slices_of_the_given_anatomy():
+    volume = np.zeros((30, 60, 50), np.int64)
+    volume[5:25, 10:50, 8:40] = 7
+    volume[10:20, 20:40, 15:30] = 300  # any integer values; renumbered internally
+    pairs = synthetic_training_pairs(3, (32, 32), seed=4, label_maps=[volume], supervised_labels=1)
+    for pair in pairs:
+        assert pair.fixed.shape == (1, 1, 32, 32) and pair.fixed_sdm.shape == (1, 2, 32, 32)
+        assert (pair.fixed_sdm[0, 1] < 0).any()  # a supervised structure is inside the window
+    again = synthetic_training_pairs(3, (32, 32), seed=4, label_maps=[volume], supervised_labels=1)
+    assert torch.equal(pairs[2].moving, again[2].moving)
+    with pytest.raises(GeometryError, match="2D"):
+        synthetic_training_pairs(1, (8, 8, 8), label_maps=[volume[0]])
+    with pytest.raises(InputImageError, match="no label"):
+        synthetic_training_pairs(1, (16, 16), label_maps=[np.zeros((20, 20), np.uint8)])
 
 
 def test_synthetic_training_pairs_are_seeded_and_distinct():

@@ -586,28 +586,90 @@ def dataset_json_images(path, fixed=None, moving=None) -> dict:
     }
 
 
-def synthetic_training_pairs(count: int, shape, seed: int = 0, organs: int = 6, magnitude: float = 6.0):
-    """Pairs of two synthetic modalities of organ phantoms (:func:`~.synthetic.synthetic_pair`).
+def _anatomy_crop(label_map: np.ndarray, shape, rng: np.random.Generator) -> np.ndarray:
+    """A random ``shape`` window of ``label_map`` (a slice through it when ``shape`` has fewer axes).
 
-    Each pair is an abdomen-like phantom and a smoothly deformed copy of it,
-    each in its own random 'modality' (per-organ intensities, bias field,
-    noise, blur), so correspondence is known through the organ labels; every
-    pair has other anatomy and other modalities. For modality-agnostic
-    features and tests.
+    The slice (normal to a random axis) is drawn among those with at least half
+    the labelled voxels of the fullest one; the window is centred on a random
+    labelled voxel, and padded with background where it leaves the map.
+    """
+    array = label_map
+    while array.ndim > len(shape):
+        axis = int(rng.integers(array.ndim))
+        filled = np.count_nonzero(array, axis=tuple(a for a in range(array.ndim) if a != axis))
+        index = int(rng.choice(np.flatnonzero(filled >= 0.5 * filled.max())))
+        array = np.take(array, index, axis=axis)
+    centre = np.argwhere(array > 0)[int(rng.integers(np.count_nonzero(array)))]
+    window = np.zeros(shape, array.dtype)
+    source, target = [], []
+    for c, size, n in zip(centre, shape, array.shape):
+        low = int(c) - size // 2
+        source.append(slice(max(low, 0), min(low + size, n)))
+        target.append(slice(max(low, 0) - low, min(low + size, n) - low))
+    window[tuple(target)] = array[tuple(source)]
+    return window
+
+
+def _read_anatomies(label_maps, ndim: int) -> list[np.ndarray]:
+    """Label maps (paths, itk, SimpleITK or numpy) as consecutive integer arrays of at least ``ndim`` axes."""
+    anatomies = []
+    for index, obj in enumerate(_image_list(label_maps, "label_maps")):
+        name = f"label_maps[{index}]"
+        image, _ = as_sitk_image(obj, name=name)
+        array = _read_label_map(image, image, name, name)
+        if array.ndim < ndim:
+            raise GeometryError(f"{name} is {array.ndim}D; {ndim}D training anatomy needs {ndim}D or 3D maps")
+        if not array.any():
+            raise InputImageError(f"{name} holds no label; anatomy needs labelled structures")
+        anatomies.append(np.unique(array, return_inverse=True)[1].reshape(array.shape).astype(np.int32))
+    if not anatomies:
+        raise ParameterError("label_maps is empty; give at least one label map or leave it None")
+    return anatomies
+
+
+def synthetic_training_pairs(
+    count: int,
+    shape,
+    seed: int = 0,
+    organs: int = 6,
+    magnitude: float = 6.0,
+    label_maps=None,
+    supervised_labels: int = 16,
+):
+    """Pairs of two synthetic modalities of one anatomy (:func:`~.synthetic.synthetic_pair`).
+
+    Each pair is an anatomy and a smoothly deformed copy of it, each in its
+    own random 'modality' (an intensity per label, bias field, noise, blur), so
+    correspondence is known through the labels; every pair has other anatomy
+    and other modalities. For modality-agnostic features and tests.
+
+    The anatomy is an abdomen-like organ phantom, or, with ``label_maps``, a
+    random window of a random one of them (for 2D pairs from 3D maps, of a
+    random slice normal to a random axis): real label maps such as FreeSurfer
+    segmentations or tissue maps. Every structure of the window gets its own
+    intensity; the ``supervised_labels`` largest ones get signed distance maps.
 
     Parameters
     ----------
     count : int
         Number of pairs.
     shape : sequence of int
-        Image size, array order (2D or 3D); 1 mm voxels.
+        Image size, array order (2D or 3D); 1 mm voxels (label maps are used
+        voxel for voxel, whatever their spacing).
     seed : int
         Seeds every random choice (pair ``k`` uses the ``k``-th seed drawn from
         ``numpy.random.SeedSequence(seed)``).
     organs : int
-        Organ labels per phantom (the SDMs have ``organs + 1`` channels).
+        Organ labels per phantom (the SDMs have ``organs + 1`` channels);
+        without ``label_maps`` only.
     magnitude : float
         Largest displacement of the random deformation, in voxels.
+    label_maps : list, optional
+        Integer label maps (paths, itk, SimpleITK or numpy; 0 = background) of
+        the training dimension or 3D.
+    supervised_labels : int
+        With ``label_maps``: structures per pair that get an SDM channel (the
+        largest in the fixed window); the SDMs have up to this many + 1 channels.
 
     Returns
     -------
@@ -615,10 +677,22 @@ def synthetic_training_pairs(count: int, shape, seed: int = 0, organs: int = 6, 
     """
     if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise ParameterError(f"count must be a positive integer, got {count!r}")
-    values = list(range(1, organs + 1))
+    if isinstance(supervised_labels, bool) or not isinstance(supervised_labels, numbers.Integral) \
+            or supervised_labels < 1:
+        raise ParameterError(f"supervised_labels must be a positive integer, got {supervised_labels!r}")
+    shape = tuple(shape)
+    anatomies = None if label_maps is None else _read_anatomies(label_maps, len(shape))
     pairs = []
     for pair_seed in np.random.SeedSequence(seed).generate_state(count):
-        pair = synthetic_pair(tuple(shape), seed=int(pair_seed), organs=organs, magnitude=magnitude)
+        if anatomies is None:
+            pair = synthetic_pair(shape, seed=int(pair_seed), organs=organs, magnitude=magnitude)
+            values = list(range(1, organs + 1))
+        else:
+            rng = np.random.default_rng(int(pair_seed))
+            window = _anatomy_crop(anatomies[int(rng.integers(len(anatomies)))], shape, rng)
+            pair = synthetic_pair(shape, seed=int(pair_seed), magnitude=magnitude, labels=window)
+            present, sizes = np.unique(pair.fixed_labels[pair.fixed_labels > 0], return_counts=True)
+            values = sorted(int(v) for v in present[np.argsort(sizes)[::-1][:supervised_labels]])
         pairs.append(TrainingPair(
             fixed=_tensor(pair.fixed)[None, None],
             moving=_tensor(pair.moving)[None, None],

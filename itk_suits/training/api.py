@@ -174,7 +174,7 @@ def _check_ndim(pairs: Sequence[TrainingPair], ndim) -> int:
 
 
 def train_on_pairs(
-    pairs: Sequence[TrainingPair],
+    pairs: Sequence[TrainingPair] | Callable[[int], Sequence[TrainingPair]],
     out,
     *,
     mode: str = "algorithm1",
@@ -205,8 +205,11 @@ def train_on_pairs(
 
     Parameters
     ----------
-    pairs : sequence of TrainingPair
-        The training pairs.
+    pairs : sequence of TrainingPair, or callable
+        The training pairs, or a function of the epoch giving each epoch's
+        pairs (e.g. new synthetic pairs every epoch; see
+        :class:`~itk_suits.training.trainer.FeatureTrainer`). The card and
+        the checkpoints record the first epoch's pairs.
     data : dict, optional
         Description of the data for the model card (counts, shapes, spacing);
         the pairs' count, shapes and checksum are always recorded.
@@ -222,6 +225,12 @@ def train_on_pairs(
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ParameterError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     resume_from = check_output_folder(out, resume=resume, overwrite=overwrite)
+    source = pairs
+    if callable(pairs):
+        pairs = list(source(0))
+
+        def source(epoch, fresh=source, first=pairs):
+            return first if epoch == 0 else fresh(epoch)
     if not pairs:
         raise ParameterError("feature training needs at least one pair")
     ndim = _check_ndim(pairs, ndim)
@@ -232,8 +241,9 @@ def train_on_pairs(
     device = resolve_device(device)
     torch.manual_seed(seed)
     networks = FeaturePair(ndim, shared=shared).to(device)
-    trainer = FeatureTrainer(networks, pairs, settings)
-    _announce(f"training {ndim}D SUITS features ({settings.mode}) on {len(pairs)} pairs, on {_device_text(device)}",
+    trainer = FeatureTrainer(networks, source, settings)
+    _announce(f"training {ndim}D SUITS features ({settings.mode}) on {len(pairs)} pairs"
+              f"{' (new ones every epoch)' if callable(source) else ''}, on {_device_text(device)}",
               progress)
     fingerprint = data_fingerprint(pairs)
     run = {"settings": settings.to_dict(), "network": {"ndim": ndim, "shared": bool(shared)}, "data": fingerprint}
@@ -281,7 +291,7 @@ def train_on_pairs(
         bar.close()
     training = {
         "mode": settings.mode,
-        "data": {**(data or {}), "fingerprint": fingerprint},
+        "data": {**(data or {}), "fingerprint": fingerprint, "new_pairs_every_epoch": callable(source)},
         "settings": settings.to_dict(),
         "network": run["network"],
         "command": command or f"itk_suits.training.train_on_pairs(<{len(pairs)} pairs>, {os.fspath(out)!r}, ...)",

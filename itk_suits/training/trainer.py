@@ -16,7 +16,9 @@ feature loss, and the feature optimizer (Adam) steps once per mini-batch.
 
 Every loss is logged with the loss of constant features; their ratio is the
 collapse signal (see :mod:`.losses`). ``epochs`` repeats the whole schedule,
-each pass starting again from identity grids.
+each pass starting again from identity grids: on the same pairs, or, when
+the pairs come from a function of the epoch (e.g. new synthetic pairs every
+epoch), on fresh ones, so that the networks cannot fit a fixed set of pairs.
 
 A run can be interrupted and resumed exactly: :meth:`FeatureTrainer.state_dict`
 holds everything the loop carries between feature updates (the feature
@@ -152,8 +154,11 @@ class FeatureTrainer:
     ----------
     networks : FeaturePair
         The feature networks (updated in place).
-    pairs : sequence of TrainingPair
-        Training pairs (moved to the networks' device).
+    pairs : sequence of TrainingPair, or callable
+        Training pairs (moved to the networks' device), or a function
+        ``pairs(epoch) -> sequence of TrainingPair`` giving the pairs of each
+        epoch (the same number every epoch; it must return the same pairs for
+        the same epoch so that a run can be resumed).
     settings : TrainingSettings
         Mode and schedule.
 
@@ -171,15 +176,14 @@ class FeatureTrainer:
             raise ParameterError(f"unknown training mode {settings.mode!r}; use one of {MODES}")
         if settings.step_loss not in STEP_LOSSES:
             raise ParameterError(f"unknown step loss {settings.step_loss!r}; use one of {STEP_LOSSES}")
-        if not pairs:
-            raise ParameterError("feature training needs at least one pair")
         if not settings.scales:
             raise ParameterError("feature training needs at least one scale")
         if isinstance(settings.epochs, bool) or not isinstance(settings.epochs, int) or settings.epochs < 1:
             raise ParameterError(f"epochs must be a positive integer, got {settings.epochs!r}")
         self.networks = networks
         self.device = next(networks.parameters()).device
-        self.pairs = [pair.to(self.device) for pair in pairs]
+        self._pair_source = pairs if callable(pairs) else None
+        self.pairs = self._epoch_pairs(0) if callable(pairs) else self._on_device(pairs)
         self.settings = settings
         self.optimizer = torch.optim.Adam(networks.parameters(), lr=settings.feature_learning_rate)
         self.rng = np.random.default_rng(settings.seed)
@@ -189,6 +193,21 @@ class FeatureTrainer:
         self._scheme: list[list[int]] = []
         self._states: list[_PairState] | None = None
         self._elapsed = 0.0
+
+    def _on_device(self, pairs: Sequence[TrainingPair]) -> list[TrainingPair]:
+        if not pairs:
+            raise ParameterError("feature training needs at least one pair")
+        return [pair.to(self.device) for pair in pairs]
+
+    def _epoch_pairs(self, epoch: int) -> list[TrainingPair]:
+        """The pairs of ``epoch`` from the pair function, checked to keep their number."""
+        pairs = self._on_device(list(self._pair_source(epoch)))
+        if epoch > 0 and len(pairs) != len(self.pairs):
+            raise ParameterError(
+                f"the pair function gave {len(pairs)} pairs for epoch {epoch} and {len(self.pairs)} before; "
+                "it must give the same number every epoch"
+            )
+        return pairs
 
     @property
     def finished(self) -> bool:
@@ -267,6 +286,8 @@ class FeatureTrainer:
     def _start_scale(self, epoch: int, index: int) -> None:
         """Grids of scale ``index`` (refined from the previous scale, identity at an epoch's start) and its scheme."""
         previous = self._states if index > 0 else None
+        if index == 0 and epoch > 0 and self._pair_source is not None:
+            self.pairs = self._epoch_pairs(epoch)
         scale = self.settings.scales[index]
         self._states = [self._scale_state(pair, scale, None if previous is None else previous[i])
                         for i, pair in enumerate(self.pairs)]
@@ -324,6 +345,8 @@ class FeatureTrainer:
                 f"the saved training state has other settings ({', '.join(differing)} differ); resume with "
                 "the settings it was saved with"
             )
+        if self._pair_source is not None and int(state["epoch"]) > 0:
+            self.pairs = self._epoch_pairs(int(state["epoch"]))
         grids = state["grids"]
         if grids is not None and len(grids) != len(self.pairs):
             raise ParameterError(f"the saved training state holds {len(grids)} pairs, this trainer {len(self.pairs)}")

@@ -1,4 +1,4 @@
-"""Benchmark SUITS-MIND against itk-elastix on real multi-modal image pairs.
+"""Benchmark SUITS (MIND-SSC or learned features) against itk-elastix on real multi-modal image pairs.
 
 Data: the script reads ``../shared/data/`` relative to the repository root
 (default path ``<repo>/../shared/data``; override with ``--data``). See
@@ -23,9 +23,12 @@ Benchmarks
    image's field of view (the T2* scan covers 9 slices of 7.5 mm only);
    folding and SDlogJ of each displacement field.
 
-Methods: ``itk_suits.register(fixed, moving, features="mind", threads=T)``
-with the library's default schedule (the T2* pair is also run with
-``grid_spacings=(8, 5, 3)``), and ``itk_suits.evaluation.run_elastix(fixed,
+Methods: ``itk_suits.register(fixed, moving, features=F, threads=T)`` for
+each feature choice F of ``--features`` (default ``mind``; e.g. ``mind
+pretrained mind+pretrained`` adds the shipped model and MIND + the shipped
+model, or give model folders), with the library's default schedule (the T2*
+pair is also run with ``grid_spacings=(8, 5, 3)``); a model that cannot
+describe a case (a 2D model on the 3D spine) is reported as skipped, and ``itk_suits.evaluation.run_elastix(fixed,
 moving, threads=T)`` with elastix's default affine and B-spline maps. No
 parameter of either method is tuned here.
 
@@ -43,6 +46,7 @@ Usage::
     python benchmarks/bench_registration.py                 # full run, 1 thread
     python benchmarks/bench_registration.py --quick         # 1 seed, 1 repeat (smoke check)
     python benchmarks/bench_registration.py --threads 2 --output /tmp/bench.json
+    python benchmarks/bench_registration.py --features mind pretrained mind+pretrained
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ from itk_suits.evaluation import (  # noqa: E402
     log_jacobian_std,
     run_elastix,
 )
+from itk_suits.errors import ParameterError  # noqa: E402
+from itk_suits.features import get_feature_extractor  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.interop.transforms import displacement_field_from_index  # noqa: E402
 
@@ -120,7 +126,7 @@ class Case:
     true_field: Optional[sitk.Image] = None
     fixed_labels: Optional[sitk.Image] = None
     moving_labels: Optional[sitk.Image] = None
-    suits_variants: dict = field(default_factory=lambda: {"SUITS-MIND": {}})
+    suits_variants: dict = field(default_factory=lambda: {"": {}})
 
 
 def _require(path: Path) -> Path:
@@ -170,9 +176,9 @@ def spine_cases(data: Path) -> list[Case]:
     cases = []
     for name, (image_path, label_path) in SPINE_MOVING.items():
         moving = sitk.ReadImage(str(_require(data / SPINE / image_path)))
-        variants = {"SUITS-MIND": {}}
+        variants = {"": {}}
         if "T2*" in name:
-            variants[f"SUITS-MIND grid {T2S_GRID_SPACINGS}"] = {"grid_spacings": T2S_GRID_SPACINGS}
+            variants[f" grid {T2S_GRID_SPACINGS}"] = {"grid_spacings": T2S_GRID_SPACINGS}
         cases.append(Case(
             name=f"Spine {name}", kind="spine", fixed=fixed, moving=moving,
             mask=field_of_view(moving, fixed), fixed_labels=fixed_labels,
@@ -194,10 +200,25 @@ class Output:
     reported_seconds: float
 
 
-def suits_method(threads: int, **parameters) -> Callable[[sitk.Image, sitk.Image], Output]:
-    """SUITS with MIND-SSC features; ``parameters`` go to :func:`itk_suits.register` unchanged."""
+def suits_name(features: str) -> str:
+    """Method name of SUITS with ``features``: ``SUITS-MIND``, ``SUITS-MIND+pretrained``, ``SUITS-<folder name>``."""
+    parts = [part if part in ("mind", "pretrained") else Path(part).name for part in features.split("+")]
+    return "SUITS-" + "+".join("MIND" if part == "mind" else part for part in parts)
+
+
+def unusable_features(features: str, ndim: int) -> Optional[str]:
+    """Why ``features`` cannot describe ``ndim``-D images (e.g. no shipped 3D model), or None."""
+    try:
+        get_feature_extractor(features).channels(ndim)
+    except ParameterError as error:
+        return str(error)
+    return None
+
+
+def suits_method(threads: int, features: str, **parameters) -> Callable[[sitk.Image, sitk.Image], Output]:
+    """SUITS with ``features``; ``parameters`` go to :func:`itk_suits.register` unchanged."""
     def run(fixed, moving):
-        result = itk_suits.register(fixed, moving, features="mind", threads=threads, **parameters)
+        result = itk_suits.register(fixed, moving, features=features, threads=threads, **parameters)
         return Output(result.displacement_field, result.transform, result.seconds)
     return run
 
@@ -266,14 +287,23 @@ def score(case: Case, output: Output) -> dict:
     return scores
 
 
-def benchmark_case(case: Case, threads: int, repeats: int, progress: Callable[[str], None]) -> dict:
-    """Initial scores, then every method's scores and times (or its error message)."""
-    methods = {name: suits_method(threads, **parameters) for name, parameters in case.suits_variants.items()}
+def benchmark_case(case: Case, features: list[str], threads: int, repeats: int,
+                   progress: Callable[[str], None]) -> dict:
+    """Initial scores, then every method's scores and times (or its error message, or why it was skipped)."""
+    rows = {"initial": score_initial(case)}
+    methods = {}
+    for choice in features:
+        reason = unusable_features(choice, case.fixed.GetDimension())
+        for suffix, parameters in case.suits_variants.items():
+            if reason is None:
+                methods[suits_name(choice) + suffix] = suits_method(threads, choice, **parameters)
+            else:
+                rows[suits_name(choice) + suffix] = {"skipped": reason}
+    suits_methods = list(methods)
     methods["elastix"] = elastix_method(threads)
     if case.kind == "spine":
         # SUITS ignores voxels outside the moving field of view; this gives elastix the same information
         methods["elastix, mask = moving FOV"] = elastix_method(threads, fixed_mask=case.mask)
-    rows = {"initial": score_initial(case)}
     for name, method in methods.items():
         progress(f"{case.name}: {name} ({repeats} timed run(s) after 1 warm-up)")
         try:
@@ -288,7 +318,7 @@ def benchmark_case(case: Case, threads: int, repeats: int, progress: Callable[[s
             "reported_seconds": reported, "median_reported_seconds": statistics.median(reported),
         }
     elastix_median = rows["elastix"].get("median_seconds")
-    for name in case.suits_variants:
+    for name in suits_methods:
         if elastix_median and "median_seconds" in rows[name]:
             rows[name]["ratio_to_elastix"] = rows[name]["median_seconds"] / elastix_median
     return {"case": case.name, "kind": case.kind, "fixed_size": list(case.fixed.GetSize()),
@@ -307,14 +337,19 @@ def _times(row: dict) -> list[str]:
             number(row.get("ratio_to_elastix"))]
 
 
-def _failed(name: str, columns: int) -> list[str]:
-    return [name, "FAILED (below)"] + [""] * (columns - 2)
+def _not_run(row: dict) -> bool:
+    return "error" in row or "skipped" in row
+
+
+def _failed(name: str, row: dict, columns: int) -> list[str]:
+    return [name, "FAILED (below)" if "error" in row else "skipped (below)"] + [""] * (columns - 2)
 
 
 def failures(results: list[dict]) -> list[str]:
-    """One line per failed method: case, method and the error message on one line."""
-    return [f"FAILED  {result['case']} / {name}: {' '.join(row['error'].split())}"
-            for result in results for name, row in result["methods"].items() if "error" in row]
+    """One line per failed or skipped method: case, method and the reason on one line."""
+    return [f"{'FAILED' if 'error' in row else 'SKIPPED'}  {result['case']} / {name}: "
+            f"{' '.join(row.get('error', row.get('skipped', '')).split())}"
+            for result in results for name, row in result["methods"].items() if _not_run(row)]
 
 
 #: Row label of the unregistered state in the BrainWeb table.
@@ -328,8 +363,8 @@ def brainweb_table(results: list[dict]) -> str:
     for result in results:
         for name, row in result["methods"].items():
             label = _BRAINWEB_LABELS.get(name, name)
-            if "error" in row:
-                lines.append([result["case"]] + _failed(label, len(header) - 1))
+            if _not_run(row):
+                lines.append([result["case"]] + _failed(label, row, len(header) - 1))
                 continue
             lines.append([result["case"], label, number(row["error_mean_mm"]), number(row["error_p95_mm"]),
                           number(row["folding_percent"], 3), number(row["folding_percent_mask"], 3),
@@ -347,7 +382,7 @@ def brainweb_means(results: list[dict]) -> dict:
     names = results[0]["methods"] if results else {}
     for name in names:
         rows = [result["methods"][name] for result in results]
-        if any("error" in row for row in rows):
+        if any(_not_run(row) for row in rows):
             continue
         keys = [key for key, value in rows[0].items() if isinstance(value, float)]
         means[name] = {key: float(np.mean([row[key] for row in rows])) for key in keys}
@@ -360,8 +395,8 @@ def spine_table(results: list[dict]) -> str:
     lines = []
     for result in results:
         for name, row in result["methods"].items():
-            if "error" in row:
-                lines.append([result["case"]] + _failed(name, len(header) - 1))
+            if _not_run(row):
+                lines.append([result["case"]] + _failed(name, row, len(header) - 1))
                 continue
             regular = [] if name == "initial" else [number(row["folding_percent"], 3), number(row["sdlogj"], 3)]
             lines.append([result["case"], name, number(row["dice"], 3), number(row["dice_fov"], 3)]
@@ -383,6 +418,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help=f"JSON file with every number (default {DEFAULT_OUTPUT.relative_to(REPOSITORY)})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    parser.add_argument("--features", nargs="+", default=["mind"],
+                        help="SUITS feature choices to run, e.g. mind pretrained mind+pretrained ./my_model "
+                             "(default: mind)")
     parser.add_argument("--quick", action="store_true", help="1 seed and 1 repeat: a smoke check")
     arguments = parser.parse_args(argv)
     if arguments.threads < 1 or arguments.repeats < 1:
@@ -410,12 +448,12 @@ def main(argv=None) -> None:
     def progress(message):
         print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
-    results = [benchmark_case(case, arguments.threads, repeats, progress) for case in cases]
+    results = [benchmark_case(case, arguments.features, arguments.threads, repeats, progress) for case in cases]
     brainweb = [r for r in results if r["kind"] == "brainweb"]
     spine = [r for r in results if r["kind"] == "spine"]
     report = {
         "command": command, "data": str(data), "cpu_count": cpus, "threads": arguments.threads,
-        "repeats": repeats, "warm_up_runs": 1, "quick": arguments.quick, "seeds": list(seeds),
+        "repeats": repeats, "warm_up_runs": 1, "features": arguments.features, "quick": arguments.quick, "seeds": list(seeds),
         "deformation": {"magnitude_mm": DEFORMATION_MAGNITUDE, "control_spacing_voxels": DEFORMATION_CONTROL_SPACING},
         "load_average_end": os.getloadavg(), "versions": versions(), "platform": platform.platform(),
         "cases": results, "brainweb_means": brainweb_means(brainweb),

@@ -32,8 +32,10 @@ SUITS with features learned by Algorithm 1 and by the unrolled mode (each
 trained on the 49 pairs with :func:`itk_suits.training.train_on_pairs`, its
 defaults except ``--iterations`` grid iterations per training scale and
 ``--epochs``; run through the exported ONNX model folder as a user would),
-and MIND + each learned model (channels concatenated). Every SUITS run uses
-``register``'s default schedule; nothing is tuned here.
+and MIND + each learned model (channels concatenated); when a 2D model ships
+in ``itk_suits/models/``, SUITS with it (``features="pretrained"``, trained
+on other data by ``benchmarks/train_pretrained.py``) and MIND + it. Every
+SUITS run uses ``register``'s default schedule; nothing is tuned here.
 
 Reported: Dice per organ label (moving labels resampled through the
 transform, nearest neighbour, against the fixed labels) and its mean over the
@@ -72,7 +74,13 @@ import SimpleITK as sitk  # noqa: E402
 import itk_suits  # noqa: E402
 from support import number, set_threads, table, versions  # noqa: E402
 from itk_suits.evaluation import dice, folding_percentage, run_elastix  # noqa: E402
-from itk_suits.features.registry import ConcatenatedFeatures, MindFeatures, get_feature_extractor  # noqa: E402
+from itk_suits.features.model import shipped_model_dirs  # noqa: E402
+from itk_suits.features.registry import (  # noqa: E402
+    ConcatenatedFeatures,
+    MindFeatures,
+    PretrainedFeatures,
+    get_feature_extractor,
+)
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.training import (  # noqa: E402
     TrainingSettings,
@@ -220,6 +228,10 @@ def methods_for(models: dict, arguments) -> dict:
         methods[f"SUITS {MODE_NAMES[mode]}"] = suits_method(extractor, arguments)
     for mode, extractor in learned.items():
         methods[f"SUITS MIND+{MODE_NAMES[mode]}"] = suits_method(ConcatenatedFeatures([mind, extractor]), arguments)
+    if shipped_model_dirs():  # the shipped 2D model, trained elsewhere (benchmarks/train_pretrained.py)
+        pretrained = PretrainedFeatures()
+        methods["SUITS pretrained"] = suits_method(pretrained, arguments)
+        methods["SUITS MIND+pretrained"] = suits_method(ConcatenatedFeatures([mind, pretrained]), arguments)
     return methods
 
 

@@ -1,8 +1,9 @@
-"""Train the 2D feature model shipped in ``itk_suits/models/`` (modality-agnostic, synthetic data).
+"""Train the feature models shipped in ``itk_suits/models/`` (modality-agnostic, synthetic data).
 
-One command reproduces the shipped model::
+One command reproduces each shipped model::
 
-    python benchmarks/train_pretrained.py --overwrite
+    python benchmarks/train_pretrained.py --overwrite                                   # 2D
+    python benchmarks/train_pretrained.py --shape 40 40 40 --pairs 16 --epochs 4 --iterations 100 --overwrite  # 3D
 
 Data: the script reads ``../shared/data/`` relative to the repository root
 (override with ``--data``; sources and licences in ``benchmarks/README.md``),
@@ -15,14 +16,16 @@ label maps only, no image intensities:
   (probability above 0.5) and four intensity bands of the T1 template outside
   them (scalp, skull, cerebrospinal fluid: head tissue the FreeSurfer maps lack).
 
-Pairs: a quarter are abdomen-like organ phantoms, the others 2D windows of
-random slices through those maps (:func:`itk_suits.training.synthetic_training_pairs`):
+Pairs: a quarter are abdomen-like organ phantoms, the others windows of the
+maps (2D: of random slices through them) (:func:`itk_suits.training.synthetic_training_pairs`):
 every structure gets a random intensity independently in the fixed and the
 moving image (a new pair of 'modalities' per pair), with bias field, noise and
-blur, and the moving anatomy is randomly deformed. The network is shared by
-both modalities and trained in the unrolled mode (the mode that learned on
-synthetic pairs, see ``benchmarks/README.md``). None of the benchmark images
-(BrainWeb slices, spinal-cord subject) is used.
+blur, and the moving anatomy is randomly deformed. Every epoch draws new
+pairs (``--fixed-pairs`` keeps the first epoch's): features fitted to a few
+fixed pairs registered those pairs far better but unseen pairs no better
+(``benchmarks/README.md``). The network is shared by both modalities and
+trained in the unrolled mode. None of the benchmark images (BrainWeb slices,
+spinal-cord subject) is used.
 
 The model folder gets ``model.json`` (the card, with this command), the ONNX
 network, torch weights, the training log and loss plot; the checkpoint is
@@ -49,7 +52,7 @@ from itk_suits.training import synthetic_training_pairs, train_on_pairs  # noqa:
 from itk_suits.training.checkpoint import CHECKPOINT_NAME  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
-DEFAULT_OUTPUT = REPOSITORY / "itk_suits" / "models" / "suits-synth-2d"
+MODELS = REPOSITORY / "itk_suits" / "models"
 #: MGH voxel types: code -> big-endian numpy dtype.
 MGH_TYPES = {0: ">u1", 1: ">i4", 3: ">f4", 4: ">i2"}
 #: MGH header length in bytes before the voxels.
@@ -97,17 +100,22 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="default: <repo>/../shared/data")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"model folder (default {DEFAULT_OUTPUT.relative_to(REPOSITORY)})")
-    parser.add_argument("--pairs", type=int, default=40, help="training pairs (default 40)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(128, 128), help="pair size in voxels (default 128 128)")
+    parser.add_argument("--out", type=Path, help="model folder (default itk_suits/models/suits-synth-<2d|3d>)")
+    parser.add_argument("--pairs", type=int, default=40, help="training pairs per epoch (default 40)")
+    parser.add_argument("--fixed-pairs", action="store_true", help="train every epoch on the first epoch's pairs")
+    parser.add_argument("--shape", type=int, nargs="+", default=(128, 128),
+                        help="pair size in voxels, 2 or 3 values (default 128 128)")
     parser.add_argument("--epochs", type=int, default=12, help="passes over the schedule (default 12)")
     parser.add_argument("--iterations", type=int, default=150, help="grid iterations per scale (default 150)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if len(arguments.shape) not in (2, 3):
+        parser.error("--shape takes 2 or 3 sizes")
+    arguments.out = arguments.out or MODELS / f"suits-synth-{len(arguments.shape)}d"
+    return arguments
 
 
 def main(argv=None) -> None:
@@ -117,15 +125,20 @@ def main(argv=None) -> None:
     maps = anatomy_label_maps(arguments.data.resolve())
     phantoms = arguments.pairs // 4
     shape = tuple(arguments.shape)
-    pairs = (synthetic_training_pairs(arguments.pairs - phantoms, shape, seed=arguments.seed, label_maps=list(maps.values()))
-             + synthetic_training_pairs(phantoms, shape, seed=arguments.seed + 1))
-    data = {"anatomy": {"label maps (2D windows of random slices)": list(maps), "organ phantoms": phantoms},
-            "pairs": len(pairs), "shape": list(shape), "source": "../shared/data (label maps only)"}
+
+    def pairs_of_epoch(epoch: int):
+        seed = 2 * (arguments.seed * 100_000 + (0 if arguments.fixed_pairs else epoch))
+        return (synthetic_training_pairs(arguments.pairs - phantoms, shape, seed=seed, label_maps=list(maps.values()))
+                + synthetic_training_pairs(phantoms, shape, seed=seed + 1))
+
+    data = {"anatomy": {"label maps (windows)": list(maps), "organ phantoms per epoch": phantoms},
+            "pairs_per_epoch": arguments.pairs, "shape": list(shape), "source": "../shared/data (label maps only)"}
     out = train_on_pairs(
-        pairs, arguments.out, mode="unrolled", shared=True, epochs=arguments.epochs, seed=arguments.seed,
+        pairs_of_epoch(0) if arguments.fixed_pairs else pairs_of_epoch, arguments.out, mode="unrolled",
+        shared=True, epochs=arguments.epochs, seed=arguments.seed,
         scales=[(spacing, arguments.iterations, smoothness) for spacing, smoothness in ((20, 0.2), (10, 0.2), (7, 0.4))],
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
-        description="Modality-agnostic 2D SUITS features (one network for both images), learned on synthetic "
+        description=f"Modality-agnostic {len(shape)}D SUITS features (one network for both images), learned on synthetic "
                     "multi-modal pairs from brain label maps and abdomen-like phantoms",
         modalities={"fixed": "any (synthetic modalities)", "moving": "any (synthetic modalities)"},
         data=data, command=command,

@@ -455,6 +455,12 @@ def _add_train(subparsers) -> None:
     source.add_argument("--dataset", metavar="JSON", help="Learn2Reg-style dataset.json: its 'training' images")
     source.add_argument("--synthetic", type=int, metavar="N",
                         help="N pairs of synthetic organ phantoms in random modalities (modality-agnostic)")
+    parser.add_argument("--anatomy", nargs="+", metavar="LABEL_MAP",
+                        help="with --synthetic: cut the anatomy from these label maps (e.g. FreeSurfer aseg; "
+                             "2D pairs from 3D maps are random slices) instead of organ phantoms")
+    parser.add_argument("--new-pairs", action="store_true",
+                        help="with --synthetic: draw N new pairs every epoch (features that generalise instead "
+                             "of fitting N pairs)")
     parser.add_argument("--fixed-label-dir", metavar="DIR", help="label maps of the fixed images (same file names)")
     parser.add_argument("--moving-dir", metavar="DIR", help="folder of moving-modality images (with --fixed-dir)")
     parser.add_argument("--moving-label-dir", metavar="DIR", help="label maps of the moving images")
@@ -549,6 +555,8 @@ def _train_command(arguments: argparse.Namespace) -> str:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
+    import numpy as np
+
     from itk_suits.errors import ParameterError
     from itk_suits.training import data as training_data
     from itk_suits.training.api import train_features, train_on_pairs
@@ -569,15 +577,25 @@ def _run_train(arguments: argparse.Namespace) -> int:
         raise ParameterError(f"{', '.join(given)} only go with --fixed-dir")
     if arguments.dataset is None and arguments.modalities is not None:
         raise ParameterError("--modalities only goes with --dataset")
+    synthetic_only = [name for name in ("anatomy", "new_pairs") if getattr(arguments, name)]
+    if synthetic_only and arguments.synthetic is None:
+        raise ParameterError(f"--{synthetic_only[0].replace('_', '-')} only goes with --synthetic")
     if arguments.synthetic is not None:
         if data_options:
             raise ParameterError("--synthetic makes its own phantoms (size --shape); it takes no "
                                  + ", ".join(f"--{k.replace('_', '-')}" for k in data_options))
         shape = tuple(arguments.shape or (128, 128))
-        pairs = training_data.synthetic_training_pairs(arguments.synthetic, shape, seed=arguments.seed or 0)
+
+        def pairs_of_epoch(epoch):
+            seed = int(np.random.SeedSequence([arguments.seed or 0, epoch]).generate_state(1)[0])
+            return training_data.synthetic_training_pairs(arguments.synthetic, shape, seed=seed,
+                                                          label_maps=arguments.anatomy)
+
         directory = train_on_pairs(
-            pairs, arguments.output, modalities={"fixed": "synthetic", "moving": "synthetic"},
-            data={"synthetic_pairs": arguments.synthetic, "shape": list(shape), "organs": 6}, **options,
+            pairs_of_epoch if arguments.new_pairs else pairs_of_epoch(0), arguments.output,
+            modalities={"fixed": "synthetic", "moving": "synthetic"},
+            data={"synthetic_pairs": arguments.synthetic, "shape": list(shape),
+                  "anatomy": arguments.anatomy or "organ phantoms (6 organs)"}, **options,
         )
     else:
         if arguments.dataset is not None:

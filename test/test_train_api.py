@@ -340,6 +340,21 @@ def test_train_command_with_synthetic_pairs_writes_a_model(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_train_command_draws_new_pairs_from_given_label_maps_every_epoch(tmp_path, capsys):
+    volume = np.zeros((20, 40, 40), np.uint8)
+    volume[4:16, 8:32, 6:30] = 1
+    volume[8:12, 14:26, 12:20] = 2
+    path = tmp_path / "aseg.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(path))
+    out = tmp_path / "from_labels"
+    assert main(["train", "--synthetic", "2", "--anatomy", str(path), "--new-pairs", "--epochs", "2", "--shape", "32",
+                 "32", "--iterations", "10", "--grid-spacings", "16", "--device", "cpu", "-o", str(out), "--quiet"]) == 0
+    data = read_model_card(out).training["data"]
+    assert data["new_pairs_every_epoch"] is True and data["anatomy"] == [str(path)]
+    assert main(["train", "--anatomy", str(path), "--fixed-dir", str(tmp_path), "-o", str(tmp_path / "x")]) == 2
+    assert "--anatomy only goes with --synthetic" in capsys.readouterr().err
+
+
 def test_train_command_reads_image_folders(tmp_path, phantoms, capsys):
     fixed, fixed_labels, moving, moving_labels = phantoms
     for role, images, labels in (("fixed", fixed, fixed_labels), ("moving", moving, moving_labels)):

@@ -24,7 +24,8 @@ blur, and the moving anatomy is randomly deformed. Every epoch draws new
 pairs (``--fixed-pairs`` keeps the first epoch's): features fitted to a few
 fixed pairs registered those pairs far better but unseen pairs no better
 (``benchmarks/README.md``). The network is shared by both modalities and
-trained in the unrolled mode. None of the benchmark images (BrainWeb slices,
+trained in the unrolled mode (``--mode algorithm1``: the paper's Algorithm 1
+with the cosine step loss, for comparison). None of the benchmark images (BrainWeb slices,
 spinal-cord subject) is used.
 
 The model folder gets ``model.json`` (the card, with this command), the ONNX
@@ -48,7 +49,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from support import set_threads  # noqa: E402
-from itk_suits.training import synthetic_training_pairs, train_on_pairs  # noqa: E402
+from itk_suits.training import TrainingSettings, synthetic_training_pairs, train_on_pairs  # noqa: E402
 from itk_suits.training.checkpoint import CHECKPOINT_NAME  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
@@ -107,6 +108,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="pair size in voxels, 2 or 3 values (default 128 128)")
     parser.add_argument("--epochs", type=int, default=12, help="passes over the schedule (default 12)")
     parser.add_argument("--iterations", type=int, default=150, help="grid iterations per scale (default 150)")
+    parser.add_argument("--mode", choices=("unrolled", "algorithm1"), default="unrolled",
+                        help="training mode (default unrolled); algorithm1 uses the cosine step loss")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
@@ -134,8 +137,8 @@ def main(argv=None) -> None:
     data = {"anatomy": {"label maps (windows)": list(maps), "organ phantoms per epoch": phantoms},
             "pairs_per_epoch": arguments.pairs, "shape": list(shape), "source": "../shared/data (label maps only)"}
     out = train_on_pairs(
-        pairs_of_epoch(0) if arguments.fixed_pairs else pairs_of_epoch, arguments.out, mode="unrolled",
-        shared=True, epochs=arguments.epochs, seed=arguments.seed,
+        pairs_of_epoch(0) if arguments.fixed_pairs else pairs_of_epoch, arguments.out, mode=arguments.mode,
+        settings=TrainingSettings(step_loss="cosine"), shared=True, epochs=arguments.epochs, seed=arguments.seed,
         scales=[(spacing, arguments.iterations, smoothness) for spacing, smoothness in ((20, 0.2), (10, 0.2), (7, 0.4))],
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
         description=f"Modality-agnostic {len(shape)}D SUITS features (one network for both images), learned on synthetic "

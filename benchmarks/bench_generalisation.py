@@ -119,7 +119,8 @@ def benchmark_seed(seed: int, arguments, progress) -> dict:
         row[name] = {"train": organ_dice(features, training), "held_back": organ_dice(features, held_back)}
     sources = {"fixed": [training_pair(p) for p in training],
                "fresh": lambda epoch: [training_pair(p) for p in pairs_of_epoch(epoch)]}
-    for name, pairs in sources.items():
+    for name in arguments.training:
+        pairs = sources[name]
         progress(f"seed {seed}: training on {name} pairs")
         networks = copy.deepcopy(untrained)
         start = time.perf_counter()
@@ -138,6 +139,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=8, help="training pairs per epoch (default 8)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=40, help="grid iterations per training scale (default 40)")
+    parser.add_argument("--training", nargs="+", choices=("fixed", "fresh"), default=["fixed", "fresh"],
+                        help="which training pairs to compare (default both)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")

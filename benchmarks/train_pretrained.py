@@ -138,7 +138,7 @@ def main(argv=None) -> None:
             "pairs_per_epoch": arguments.pairs, "shape": list(shape), "source": "../shared/data (label maps only)"}
     out = train_on_pairs(
         pairs_of_epoch(0) if arguments.fixed_pairs else pairs_of_epoch, arguments.out, mode=arguments.mode,
-        settings=TrainingSettings(step_loss="cosine"), shared=True, epochs=arguments.epochs, seed=arguments.seed,
+        settings=TrainingSettings(step_loss="cosine" if arguments.mode == "algorithm1" else "mse"), shared=True, epochs=arguments.epochs, seed=arguments.seed,
         scales=[(spacing, arguments.iterations, smoothness) for spacing, smoothness in ((20, 0.2), (10, 0.2), (7, 0.4))],
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
         description=f"Modality-agnostic {len(shape)}D SUITS features (one network for both images), learned on synthetic "

@@ -25,7 +25,12 @@ from itk_suits.features import (
     normalize_intensities,
     read_model_card,
 )
-from itk_suits.features.model import file_sha256, pretrained_model_dir, weights_dict
+from itk_suits.features.model import (
+    file_sha256,
+    pretrained_model_dir,
+    verify_model_files,
+    weights_dict,
+)
 from itk_suits.features.registry import PretrainedFeatures
 
 from conftest import phantom, remap_nonmonotonic
@@ -265,6 +270,20 @@ def test_unknown_names_and_missing_pretrained_model_are_clear_errors(tmp_path):
         get_feature_extractor("sift")
     with pytest.raises(ParameterError, match="no pretrained model is shipped"):
         PretrainedFeatures(root=tmp_path)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_the_shipped_models_match_their_cards_and_register_with_extract_features(ndim):
+    folder = pretrained_model_dir(ndim)
+    card = read_model_card(folder)
+    verify_model_files(folder, card)  # checksums of the ONNX files
+    assert card.ndim == ndim and card.shared and card.training["command"].startswith("python benchmarks/")
+    shape = (40, 44) if ndim == 2 else (24, 28, 26)
+    image = sitk.GetImageFromArray(phantom(shape).astype(np.float32))
+    image.SetSpacing((0.8, 1.1, 1.5)[:ndim])
+    features = itk_suits.extract_features(image, model="pretrained", modality="fixed")
+    assert features.GetNumberOfComponentsPerPixel() == card.channels
+    assert features.GetSpacing() == image.GetSpacing()
 
 
 def test_pretrained_lookup_picks_the_shipped_model_of_the_image_dimension(model_2d, model_3d, tmp_path):

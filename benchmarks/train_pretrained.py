@@ -2,8 +2,8 @@
 
 One command reproduces each shipped model::
 
-    python benchmarks/train_pretrained.py --overwrite                                   # 2D
-    python benchmarks/train_pretrained.py --shape 40 40 40 --pairs 16 --epochs 4 --iterations 100 --overwrite  # 3D
+    python benchmarks/train_pretrained.py --mode algorithm1 --overwrite                 # suits-synth-2d
+    python benchmarks/train_pretrained.py --shape 40 40 40 --pairs 16 --epochs 4 --iterations 100 --overwrite  # suits-synth-3d
 
 Data: the script reads ``../shared/data/`` relative to the repository root
 (override with ``--data``; sources and licences in ``benchmarks/README.md``),
@@ -24,9 +24,11 @@ blur, and the moving anatomy is randomly deformed. Every epoch draws new
 pairs (``--fixed-pairs`` keeps the first epoch's): features fitted to a few
 fixed pairs registered those pairs far better but unseen pairs no better
 (``benchmarks/README.md``). The network is shared by both modalities and
-trained in the unrolled mode (``--mode algorithm1``: the paper's Algorithm 1
-with the cosine step loss, for comparison). None of the benchmark images (BrainWeb slices,
-spinal-cord subject) is used.
+trained in the unrolled mode or (``--mode algorithm1``) with the paper's
+Algorithm 1 and the cosine step loss; the shipped 2D model is the Algorithm 1
+one (chosen over the unrolled one on the BrainWeb benchmark), the 3D model
+the unrolled one (no 3D Algorithm 1 model was trained). None of the benchmark
+images (BrainWeb slices, spinal-cord subject) is used in training.
 
 The model folder gets ``model.json`` (the card, with this command), the ONNX
 network, torch weights, the training log and loss plot; the checkpoint is

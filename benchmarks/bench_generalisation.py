@@ -50,11 +50,10 @@ from itk_suits.training import (  # noqa: E402
     FeatureTrainer,
     TrainingPair,
     TrainingSettings,
-    organ_phantom,
+    SyntheticPair,
     signed_distance_maps,
-    synthesize_modality,
+    synthetic_pair,
 )
-from itk_suits.training.synthetic import deform_labels  # noqa: E402
 
 DEFAULT_OUTPUT = REPOSITORY / "benchmarks" / "results" / "generalisation.json"
 ORGANS = (1, 2, 3)
@@ -64,39 +63,33 @@ HELD_BACK = 6
 GRID_SPACINGS = (12, 6)
 
 
-def phantom_pair(seed: int, shape) -> dict:
+def phantom_pair(seed: int, shape) -> SyntheticPair:
     """Fixed and moving images and organ labels of one pair (numpy arrays)."""
-    anatomy = organ_phantom(shape, organs=len(ORGANS), seed=seed)
-    moved, _ = deform_labels(anatomy, 3.0, seed + 1, control_spacing=16)
-    return {
-        "fixed": synthesize_modality(anatomy, seed + 2, modality_seed=TABLES["fixed"]),
-        "moving": synthesize_modality(moved, seed + 3, modality_seed=TABLES["moving"]),
-        "fixed_labels": np.where(anatomy <= len(ORGANS), anatomy, 0),
-        "moving_labels": np.where(moved <= len(ORGANS), moved, 0),
-    }
+    return synthetic_pair(shape, seed=seed, organs=len(ORGANS), magnitude=3.0, control_spacing=16,
+                          modality_seeds=(TABLES["fixed"], TABLES["moving"]))
 
 
-def training_pair(pair: dict) -> TrainingPair:
+def training_pair(pair: SyntheticPair) -> TrainingPair:
     def image(array):
         return torch.from_numpy(array)[None, None]
 
     def sdm(labels):
         return torch.from_numpy(signed_distance_maps(labels, list(ORGANS)))[None]
 
-    return TrainingPair(image(pair["fixed"]), image(pair["moving"]), sdm(pair["fixed_labels"]),
-                        sdm(pair["moving_labels"]))
+    return TrainingPair(image(pair.fixed), image(pair.moving), sdm(pair.fixed_labels),
+                        sdm(pair.moving_labels))
 
 
-def organ_dice(features, pairs: list[dict]) -> float:
+def organ_dice(features, pairs: list[SyntheticPair]) -> float:
     """Mean organ Dice after registering each pair with ``features`` (None: no registration)."""
     scores = []
     for pair in pairs:
-        warped = pair["moving_labels"]
+        warped = pair.moving_labels
         if features is not None:
-            result = itk_suits.register(pair["fixed"], pair["moving"], features=features,
+            result = itk_suits.register(pair.fixed, pair.moving, features=features,
                                         grid_spacings=GRID_SPACINGS, iterations=60)
-            warped = result.warp(pair["moving_labels"], interpolator="nearest")
-        overlap = dice(*(sitk.GetImageFromArray(np.asarray(a, np.uint8)) for a in (pair["fixed_labels"], warped)),
+            warped = result.warp(pair.moving_labels, interpolator="nearest")
+        overlap = dice(*(sitk.GetImageFromArray(np.asarray(a, np.uint8)) for a in (pair.fixed_labels, warped)),
                        labels=ORGANS)
         scores.append(float(np.nanmean(list(overlap.values()))))
     return float(np.mean(scores))
@@ -105,7 +98,7 @@ def organ_dice(features, pairs: list[dict]) -> float:
 def benchmark_seed(seed: int, arguments, progress) -> dict:
     shape = tuple(arguments.shape)
 
-    def pairs_of_epoch(epoch: int) -> list[dict]:
+    def pairs_of_epoch(epoch: int) -> list[SyntheticPair]:
         return [phantom_pair(seed * 100_000 + epoch * 1_000 + 10 * k, shape) for k in range(arguments.pairs)]
 
     training = pairs_of_epoch(0)

@@ -14,7 +14,7 @@ from itk_suits.features.cnn import FeaturePair
 from itk_suits.training.losses import step_matching_loss, unrolled_alignment_loss
 from itk_suits.training.scheme import presentation_scheme
 from itk_suits.training.sdm import signed_distance_maps
-from itk_suits.training.synthetic import deform_labels, organ_phantom, synthesize_modality, synthetic_pair
+from itk_suits.training.synthetic import organ_phantom, synthesize_modality, synthetic_pair
 from itk_suits.training.trainer import FeatureTrainer, TrainingPair, TrainingSettings
 
 
@@ -22,10 +22,14 @@ def _sdm(labels, count):
     return torch.from_numpy(signed_distance_maps(labels, list(range(1, count + 1))))[None]
 
 
-def _pair(seed, shape=(64, 64)):
-    pair = synthetic_pair(shape, seed=seed, organs=4, magnitude=4.0)
+def _training_pair(pair, organs):
     image = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
-    return TrainingPair(image(pair.fixed), image(pair.moving), _sdm(pair.fixed_labels, 4), _sdm(pair.moving_labels, 4))
+    return TrainingPair(image(pair.fixed), image(pair.moving), _sdm(pair.fixed_labels, organs),
+                        _sdm(pair.moving_labels, organs))
+
+
+def _pair(seed, shape=(64, 64)):
+    return _training_pair(synthetic_pair(shape, seed=seed, organs=4, magnitude=4.0), 4)
 
 
 def test_presentation_scheme_presents_every_pair_equally_and_mixes_batches():
@@ -121,26 +125,22 @@ def test_a_modality_seed_keeps_one_intensity_table_across_subjects():
 
 # --- learning transfers to unseen pairs -----------------------------------------------------------
 
-#: CT-like and MR-like intensity tables: every image of a modality shares one (as scans of a data set do).
-_TABLES = {"fixed": 11, "moving": 22}
-
-
 def _modality_pair(seed, shape=(48, 48)):
-    """An organ phantom in the fixed modality and a deformed copy in the moving one, with their labels."""
-    anatomy = organ_phantom(shape, organs=3, seed=seed)
-    moved, _ = deform_labels(anatomy, 3.0, seed + 1, control_spacing=16)
-    organs = lambda labels: np.where(labels <= 3, labels, 0)  # noqa: E731  (drop the body outline)
-    return (synthesize_modality(anatomy, seed + 2, modality_seed=_TABLES["fixed"]), organs(anatomy),
-            synthesize_modality(moved, seed + 3, modality_seed=_TABLES["moving"]), organs(moved))
+    """An organ phantom in a CT-like modality and a deformed copy in an MR-like one.
+
+    Every image of a modality shares one intensity table, as scans of a data set do.
+    """
+    return synthetic_pair(shape, seed=seed, organs=3, magnitude=3.0, control_spacing=16, modality_seeds=(11, 22))
 
 
 def _organ_dice(features, pairs):
-    """Mean organ Dice after registering each (fixed, fixed labels, moving, moving labels) pair."""
+    """Mean organ Dice after registering each pair."""
     scores = []
-    for fixed, fixed_labels, moving, moving_labels in pairs:
-        result = register(fixed, moving, features=features, grid_spacings=(12, 6), iterations=60)
-        warped = result.warp(moving_labels, interpolator="nearest")
-        overlap = dice(*(sitk.GetImageFromArray(np.asarray(a, np.uint8)) for a in (fixed_labels, warped)), labels=[1, 2, 3])
+    for pair in pairs:
+        result = register(pair.fixed, pair.moving, features=features, grid_spacings=(12, 6), iterations=60)
+        warped = result.warp(pair.moving_labels, interpolator="nearest")
+        overlap = dice(*(sitk.GetImageFromArray(np.asarray(a, np.uint8)) for a in (pair.fixed_labels, warped)),
+                       labels=[1, 2, 3])
         scores.append(np.nanmean(list(overlap.values())))
     return float(np.mean(scores))
 
@@ -156,9 +156,7 @@ def test_briefly_trained_features_register_held_back_pairs_better_than_untrained
 
     def training_pairs(seed):
         def pairs_of_epoch(epoch):
-            pairs = [_modality_pair(seed * 10_000 + epoch * 100 + 10 * k) for k in range(8)]
-            return [TrainingPair(*(torch.from_numpy(a)[None, None] for a in (f, m)),
-                                 _sdm(fl, 3), _sdm(ml, 3)) for f, fl, m, ml in pairs]
+            return [_training_pair(_modality_pair(seed * 10_000 + epoch * 100 + 10 * k), 3) for k in range(8)]
         return pairs_of_epoch
 
     settings = TrainingSettings(mode="unrolled", scales=(Scale(12, 40, 0.2), Scale(6, 40, 0.4)), epochs=10)

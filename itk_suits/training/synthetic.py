@@ -180,17 +180,23 @@ def synthetic_pair(
     organs: int = 6,
     magnitude: float = 6.0,
     labels: np.ndarray | None = None,
+    control_spacing: float = 32.0,
+    modality_seeds: tuple[int, int] | None = None,
 ) -> SyntheticPair:
     """A multi-modal pair: anatomy (given or :func:`organ_phantom`), deformed copy, two modalities.
 
-    The fixed and moving images get independent random modalities; the moving
-    anatomy is the fixed one deformed by a random smooth field of at most
-    ``magnitude`` voxels.
+    The fixed and moving images get independent random modalities, or, with
+    ``modality_seeds`` (fixed, moving), the intensity tables of those seeds
+    (see :func:`synthesize_modality`: pairs sharing them are scans of two fixed
+    modalities, like CT and MR of a data set); the moving anatomy is the fixed
+    one deformed by a random smooth field of at most ``magnitude`` voxels with
+    control points every ``control_spacing`` voxels.
     """
     anatomy = organ_phantom(shape, organs, seed) if labels is None else labels
-    moved, _ = deform_labels(anatomy, magnitude, seed + 1)
-    fixed = synthesize_modality(anatomy, seed + 2)
-    moving = synthesize_modality(moved, seed + 3)
+    moved, _ = deform_labels(anatomy, magnitude, seed + 1, control_spacing)
+    fixed_table, moving_table = modality_seeds or (None, None)
+    fixed = synthesize_modality(anatomy, seed + 2, modality_seed=fixed_table)
+    moving = synthesize_modality(moved, seed + 3, modality_seed=moving_table)
     organs_only = organs if labels is None else int(anatomy.max())
 
     def keep(label_map):

@@ -89,7 +89,7 @@ from itk_suits.training import (  # noqa: E402
     train_on_pairs,
     training_pairs,
 )
-from itk_suits.training.synthetic import deform_labels  # noqa: E402
+from itk_suits.training.phantoms import deform_labels  # noqa: E402
 
 DEFAULT_OUTPUT = REPOSITORY / "benchmarks" / "results" / "features.json"
 

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 import torch
 
 import itk_suits
-from itk_suits.data import demo_pair
+from itk_suits.sample_data import demo_pair
 from itk_suits.demo import known_deformation
 from itk_suits.evaluation.metrics import folding_percentage
 

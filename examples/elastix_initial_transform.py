@@ -6,7 +6,7 @@ Run: python examples/elastix_initial_transform.py   (needs: pip install itk-elas
 import itk
 
 import itk_suits
-from itk_suits.data import data_path
+from itk_suits.sample_data import data_path
 
 fixed = itk.imread(str(data_path("brainweb_t1.png")), itk.F)
 moving = itk.imread(str(data_path("brainweb_pd.png")), itk.F)

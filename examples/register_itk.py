@@ -11,7 +11,7 @@ import itk
 import numpy as np
 
 import itk_suits
-from itk_suits.data import data_path
+from itk_suits.sample_data import data_path
 
 output = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="itk-suits-"))
 output.mkdir(parents=True, exist_ok=True)

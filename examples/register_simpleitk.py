@@ -9,7 +9,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 import itk_suits
-from itk_suits.data import demo_pair
+from itk_suits.sample_data import demo_pair
 
 fixed, moving = demo_pair()  # float32 T1 and PD slices, 1 mm
 result = itk_suits.register(fixed, moving, initial_transform="moments", threads=1)

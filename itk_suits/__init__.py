@@ -3,22 +3,28 @@
 >>> import itk_suits
 >>> result = itk_suits.register(fixed, moving)            # doctest: +SKIP
 >>> result.warped, result.transform, result.displacement_field  # doctest: +SKIP
+
+The public names below are imported on first use, so ``import itk_suits``
+(and ``itk-suits --help``) costs nothing until a registration, a feature
+extraction or a training run is asked for.
 """
 
+from ._version import __version__
 from .errors import GeometryError, InputImageError, ParameterError, PixelTypeError, SuitsError, TransformError
-from .extract import SuitsFeatureImageFilter, extract_features
-from .registration import (
-    EndEvent,
-    IterationEvent,
-    RegistrationParameters,
-    RegistrationResult,
-    ScaleEvent,
-    SuitsRegistrationMethod,
-    register,
-)
-from .training.api import train_features
 
-__version__ = "0.1.0"
+#: Public name -> the module that defines it.
+_LAZY = {
+    "register": "registration",
+    "SuitsRegistrationMethod": "registration",
+    "RegistrationParameters": "registration",
+    "RegistrationResult": "registration",
+    "IterationEvent": "registration",
+    "ScaleEvent": "registration",
+    "EndEvent": "registration",
+    "extract_features": "extract",
+    "SuitsFeatureImageFilter": "extract",
+    "train_features": "training.api",
+}
 
 __all__ = [
     "register",
@@ -39,3 +45,17 @@ __all__ = [
     "TransformError",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

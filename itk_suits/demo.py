@@ -17,7 +17,7 @@ import SimpleITK as sitk
 import torch
 
 from itk_suits.core import invert_displacement, random_smooth_displacement, warp
-from itk_suits.data import demo_pair
+from itk_suits.sample_data import demo_pair
 
 __all__ = ["known_deformation", "run_demo"]
 

@@ -29,3 +29,11 @@ class ParameterError(SuitsError, ValueError):
 
 class TransformError(SuitsError, ValueError):
     """A transform cannot be read, converted or composed."""
+
+
+class ResourceError(SuitsError, MemoryError):
+    """A registration does not fit in the memory of its device (host RAM or GPU)."""
+
+
+class RegistrationError(SuitsError, RuntimeError):
+    """A registration ran but produced no usable result (e.g. a non-finite displacement)."""

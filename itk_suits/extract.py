@@ -2,7 +2,7 @@
 
 Two faces on one computation, as for registration: the ITK-style object
 :class:`SuitsFeatureImageFilter` (``New()``, ``SetInput``, ``SetModel``,
-``SetModality``, ``Update()``, ``GetOutput()``) and the function
+``SetRole``, ``Update()``, ``GetOutput()``) and the function
 :func:`extract_features`, a thin wrapper around it. The output is a vector
 image with one component per feature channel, on the input's grid (origin,
 spacing and direction kept), in the caller's library.
@@ -17,7 +17,7 @@ import torch
 from .core import resolve_device
 from .errors import InputImageError
 from .features import get_feature_extractor
-from .features.cnn import check_modality
+from .features.cnn import check_role
 from .interop import images as image_io
 
 __all__ = ["SuitsFeatureImageFilter", "extract_features"]
@@ -47,7 +47,7 @@ class SuitsFeatureImageFilter:
         ``"mind"``, ``"intensity"``, ``"pretrained"``, a model folder, or a
         ``"+"`` combination such as ``"mind+my_model/"`` (see
         :func:`~itk_suits.features.get_feature_extractor`).
-    modality : {"fixed", "moving"}
+    role : {"fixed", "moving"}
         Which network of a learned model describes the image.
     spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of a numpy image.
@@ -62,10 +62,10 @@ class SuitsFeatureImageFilter:
     >>> vector_image = features.GetOutput()                    # doctest: +SKIP
     """
 
-    def __init__(self, image=None, model="mind", modality="fixed", spacing=None, device="auto") -> None:
+    def __init__(self, image=None, model="mind", role="fixed", spacing=None, device="auto") -> None:
         self._input = image
         self._model = model
-        self._modality = check_modality(modality)
+        self._role = check_role(role)
         self._spacing = spacing
         self._device = device
         self._output = None
@@ -89,12 +89,12 @@ class SuitsFeatureImageFilter:
     def GetModel(self):
         return self._model
 
-    def SetModality(self, modality: str) -> None:
-        self._modality = check_modality(modality)
+    def SetRole(self, role: str) -> None:
+        self._role = check_role(role)
         self._output = None
 
-    def GetModality(self) -> str:
-        return self._modality
+    def GetRole(self) -> str:
+        return self._role
 
     def SetSpacing(self, spacing) -> None:
         """Spacing (x, y[, z] order, mm) of a numpy input."""
@@ -117,7 +117,7 @@ class SuitsFeatureImageFilter:
         device = resolve_device(self._device)
         array = sitk.GetArrayFromImage(sitk.Cast(image, sitk.sitkFloat32))
         with torch.no_grad():
-            features = extractor(torch.from_numpy(array)[None, None].to(device), modality=self._modality)
+            features = extractor(torch.from_numpy(array)[None, None].to(device), role=self._role)
         channels_last = np.moveaxis(features[0].cpu().numpy(), 0, -1)
         output = sitk.GetImageFromArray(np.ascontiguousarray(channels_last), isVector=True)
         output.CopyInformation(image)
@@ -139,7 +139,7 @@ class SuitsFeatureImageFilter:
         return self._output
 
 
-def extract_features(image, model="mind", modality="fixed", *, spacing=None, device="auto"):
+def extract_features(image, model="mind", role="fixed", *, spacing=None, device="auto"):
     """Feature image of ``image``, as the registration sees it.
 
     Parameters
@@ -149,7 +149,7 @@ def extract_features(image, model="mind", modality="fixed", *, spacing=None, dev
     model : str, os.PathLike or FeaturePair
         ``"mind"`` (default), ``"intensity"``, ``"pretrained"``, a model folder,
         or a ``"+"`` combination such as ``"mind+my_model/"``.
-    modality : {"fixed", "moving"}
+    role : {"fixed", "moving"}
         Which network of a learned model describes the image (the one used for
         fixed or for moving images in a registration).
     spacing : sequence of float, optional
@@ -174,6 +174,6 @@ def extract_features(image, model="mind", modality="fixed", *, spacing=None, dev
     >>> itk_suits.extract_features(np.random.rand(32, 40), "mind").shape
     (32, 40, 6)
     """
-    feature_filter = SuitsFeatureImageFilter.New(image, model=model, modality=modality, spacing=spacing, device=device)
+    feature_filter = SuitsFeatureImageFilter.New(image, model=model, role=role, spacing=spacing, device=device)
     feature_filter.Update()
     return feature_filter.GetOutput()

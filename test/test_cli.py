@@ -56,15 +56,16 @@ def test_a_command_is_required(capsys):
 
 
 def test_register_help_states_the_library_defaults():
-    from itk_suits.registration import RegistrationParameters
+    from itk_suits import schedule
 
-    defaults = RegistrationParameters().validated()
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     helps = {a.dest: a.help for a in subparsers.choices["register"]._actions}
-    for name in ("grid_spacings", "iterations", "smoothness"):
-        stated = " ".join(f"{v:g}" for v in getattr(defaults, name))
-        assert f"(default: {stated})" in helps[name], name
-    assert f"(default: {defaults.learning_rate:g})" in helps["learning_rate"]
+    spacings = " ".join(f"{v:g}" for v in schedule.DEFAULT_GRID_SPACINGS)
+    assert f"(default: {spacings})" in helps["grid_spacings"]
+    assert f"(default: {schedule.DEFAULT_ITERATIONS} " in helps["iterations"]
+    assert f"(default: {schedule.COARSE_SMOOTHNESS:g} on the coarse scales, {schedule.FINE_SMOOTHNESS:g} " \
+           "on the finest)" in helps["smoothness"]
+    assert f"(default: {schedule.DEFAULT_LEARNING_RATE:g})" in helps["learning_rate"]
 
 
 def test_register_writes_a_transform_that_reproduces_the_warped_image(image_files, tmp_path, capsys):

@@ -109,13 +109,13 @@ def test_feature_cnn_refuses_an_image_of_the_other_dimension():
         FeatureCNN(4)
 
 
-def test_pair_has_one_network_per_modality_or_one_shared():
+def test_pair_has_one_network_per_role_or_one_shared():
     image = torch.rand(1, 1, 24, 20)
     separate, shared = _pair(2), _pair(2, shared=True)
     assert set(separate.networks) == {"fixed", "moving"} and set(shared.networks) == {"shared"}
     assert not torch.equal(separate(image, "fixed"), separate(image, "moving"))
     assert torch.equal(shared(image, "fixed"), shared(image, "moving"))
-    with pytest.raises(ParameterError, match="modality"):
+    with pytest.raises(ParameterError, match="role"):
         separate(image, "ct")
 
 
@@ -137,10 +137,10 @@ def test_onnx_matches_torch_on_sizes_other_than_the_export_size(fixture, request
     shape = (2, 1, 37, 52) if pair.ndim == 2 else (2, 1, 13, 21, 17)
     image = 500.0 * torch.rand(shape)
     extractor = ONNXFeatureExtractor(directory, providers="cpu")
-    for modality in ("fixed", "moving"):
-        onnx_features = extractor(image, modality=modality)
+    for role in ("fixed", "moving"):
+        onnx_features = extractor(image, role=role)
         with torch.no_grad():
-            torch_features = pair(image, modality=modality)
+            torch_features = pair(image, role=role)
         assert onnx_features.shape == torch_features.shape == (2, 8) + shape[2:]
         assert (onnx_features - torch_features).abs().max() < 1e-4
     assert compare_onnx_to_torch(pair, directory) < 1e-4
@@ -259,7 +259,7 @@ def test_mind_plus_model_concatenates_mind_and_learned_channels(model_2d):
     combined = get_feature_extractor(f"mind+{directory}")
     assert combined.channels(2) == 6 + 8
     image = torch.rand(1, 1, 30, 26)
-    features = combined(image, modality="moving")
+    features = combined(image, role="moving")
     torch.testing.assert_close(features[:, :6], mind_ssc(image))
     with torch.no_grad():
         torch.testing.assert_close(features[:, 6:], pair(image, "moving"), atol=1e-4, rtol=0)
@@ -281,7 +281,7 @@ def test_the_shipped_models_match_their_cards_and_register_with_extract_features
     shape = (40, 44) if ndim == 2 else (24, 28, 26)
     image = sitk.GetImageFromArray(phantom(shape).astype(np.float32))
     image.SetSpacing((0.8, 1.1, 1.5)[:ndim])
-    features = itk_suits.extract_features(image, model="pretrained", modality="fixed")
+    features = itk_suits.extract_features(image, model="pretrained", role="fixed")
     assert features.GetNumberOfComponentsPerPixel() == card.channels
     assert features.GetSpacing() == image.GetSpacing()
 
@@ -293,7 +293,7 @@ def test_pretrained_lookup_picks_the_shipped_model_of_the_image_dimension(model_
     assert pretrained_model_dir(3, root).name == "b_volume"
     extractor = PretrainedFeatures(root=root)
     assert extractor(torch.rand(1, 1, 10, 12, 9)).shape == (1, 8, 10, 12, 9)
-    assert extractor(torch.rand(1, 1, 20, 18), modality="moving").shape == (1, 8, 20, 18)
+    assert extractor(torch.rand(1, 1, 20, 18), role="moving").shape == (1, 8, 20, 18)
 
 
 # --- feature images ------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_sitk_feature_image_keeps_the_geometry(model_3d):
     image.SetSpacing((0.8, 1.1, 2.5))
     image.SetOrigin((-4.0, 7.0, 12.5))
     image.SetDirection(_oblique_direction(3))
-    features = itk_suits.extract_features(image, model=model_3d[1], modality="moving")
+    features = itk_suits.extract_features(image, model=model_3d[1], role="moving")
     assert isinstance(features, sitk.Image) and features.GetNumberOfComponentsPerPixel() == 8
     for attribute in ("GetSize", "GetSpacing", "GetOrigin", "GetDirection"):
         assert getattr(features, attribute)() == getattr(image, attribute)()
@@ -343,19 +343,19 @@ def test_itk_feature_image_keeps_the_geometry():
     np.testing.assert_allclose(values, mind_ssc(torch.from_numpy(array)[None, None])[0].permute(1, 2, 0), atol=1e-6)
 
 
-def test_numpy_features_are_channels_last_and_the_filter_selects_the_modality(model_2d):
+def test_numpy_features_are_channels_last_and_the_filter_selects_the_role(model_2d):
     array = 100.0 * phantom((26, 33), seed=4)
     fixed = itk_suits.extract_features(array, model=model_2d[1])
     assert fixed.shape == (26, 33, 8) and fixed.dtype == np.float32
     feature_filter = itk_suits.SuitsFeatureImageFilter.New()
     feature_filter.SetInput(array)
     feature_filter.SetModel(model_2d[1])
-    feature_filter.SetModality("moving")
+    feature_filter.SetRole("moving")
     feature_filter.Update()
     moving = feature_filter.GetOutput()
     assert moving.shape == fixed.shape and not np.allclose(moving, fixed)
-    with pytest.raises(ParameterError, match="modality"):
-        feature_filter.SetModality("t1")
+    with pytest.raises(ParameterError, match="role"):
+        feature_filter.SetRole("t1")
     with pytest.raises(InputImageError, match="Update"):
         itk_suits.SuitsFeatureImageFilter.New(array).GetOutput()
 
@@ -390,8 +390,8 @@ def test_registration_asks_for_fixed_and_moving_features():
         def channels(self, ndim):
             return 1
 
-        def __call__(self, image, modality="fixed"):
-            calls.append(modality)
+        def __call__(self, image, role="fixed"):
+            calls.append(role)
             return normalize_intensities(image)
 
     fixed, moving = _phantom_pair()
@@ -418,7 +418,7 @@ def test_cli_exports_weights_and_writes_feature_images(model_2d, tmp_path, capsy
     image.SetOrigin((1.0, 2.0))
     image_path, output = tmp_path / "image.nii.gz", tmp_path / "feats.nii.gz"
     sitk.WriteImage(image, str(image_path))
-    arguments = ["features", str(image_path), "-o", str(output), "--model", f"mind+{model_dir}", "--modality", "moving"]
+    arguments = ["features", str(image_path), "-o", str(output), "--model", f"mind+{model_dir}", "--role", "moving"]
     assert main(arguments) == 0
     written = sitk.ReadImage(str(output))
     assert written.GetNumberOfComponentsPerPixel() == 14

@@ -13,7 +13,7 @@ from itk_suits.cli import main
 from itk_suits.errors import ParameterError
 from itk_suits.evaluation import elastix, metrics
 from itk_suits.evaluation.compare import compare, evaluate
-from itk_suits.evaluation.datasets import RegistrationPair
+from itk_suits.interop.datasets import RegistrationPair
 from itk_suits.evaluation.simpleelastix import ENVIRONMENT_VARIABLE
 from itk_suits.visualization import save_comparison_figure
 

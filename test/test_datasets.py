@@ -1,4 +1,4 @@
-"""Tests of itk_suits.evaluation.datasets: pairs from dataset.json, folders and files; 2D slices."""
+"""Tests of itk_suits.interop.datasets: pairs from dataset.json, folders and files; 2D slices."""
 
 import json
 import os

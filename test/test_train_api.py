@@ -25,7 +25,7 @@ from itk_suits.training import (
     train_features,
     training_pairs,
 )
-from itk_suits.training.synthetic import synthetic_pair
+from itk_suits.training.phantoms import synthetic_pair
 
 SCALES = [(16, 20, 0.2), (8, 20, 0.4)]
 # on the CPU: bitwise-equal resumed runs need the same device and thread count (CUDA adds in varying order)

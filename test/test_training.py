@@ -9,12 +9,12 @@ import torch
 
 from itk_suits import register
 from itk_suits.evaluation import dice
-from itk_suits.core import BSplineDescentModule, DescentSettings, Scale
+from itk_suits.core import BSplineDescentStep, DescentSettings, Scale
 from itk_suits.features.cnn import FeaturePair
 from itk_suits.training.losses import step_matching_loss, unrolled_alignment_loss
 from itk_suits.training.scheme import presentation_scheme
 from itk_suits.training.sdm import signed_distance_maps
-from itk_suits.training.synthetic import organ_phantom, synthesize_modality, synthetic_pair
+from itk_suits.training.phantoms import organ_phantom, synthesize_modality, synthetic_pair
 from itk_suits.training.trainer import FeatureTrainer, TrainingPair, TrainingSettings
 
 
@@ -58,7 +58,7 @@ def test_synthetic_pair_has_two_modalities_of_one_deformed_anatomy():
 
 
 def _module_and_grid(pair):
-    module = BSplineDescentModule(pair.fixed.shape[2:], 8.0)
+    module = BSplineDescentStep(pair.fixed.shape[2:], 8.0)
     return module, module.grid.zeros()
 
 
@@ -84,8 +84,8 @@ def test_one_feature_update_lowers_the_loss_of_its_mode(mode):
     fixed_sdm, moving_sdm = module.level(pair.fixed_sdm), module.level(pair.moving_sdm)
 
     def loss():
-        fixed = module.level(networks(pair.fixed, modality="fixed"))
-        moving = module.level(networks(pair.moving, modality="moving"))
+        fixed = module.level(networks(pair.fixed, role="fixed"))
+        moving = module.level(networks(pair.moving, role="moving"))
         if mode.startswith("algorithm1"):
             kind = "cosine" if mode.endswith("cosine") else "mse"
             return step_matching_loss(module, fixed, moving, fixed_sdm, moving_sdm, grid, DescentSettings(),

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 from matplotlib.image import imread
 
-from itk_suits.data import data_path, demo_pair
+from itk_suits.sample_data import data_path, demo_pair
 from itk_suits.errors import GeometryError, ParameterError
 from itk_suits.visualization import (
     checkerboard,

@@ -1,5 +1,7 @@
 """Tensor-only SUITS engine: B-spline grids, warping, the descent step, the grid optimizer.
 
+The schedule (:class:`Scale`) and its defaults live in :mod:`itk_suits.schedule`.
+
 Nothing here knows of ITK, SimpleITK or files; 2D and 3D share every code path.
 """
 
@@ -7,15 +9,16 @@ from .bspline import BSplineGrid, basis_matrix, control_grid_shape, cubic_bsplin
 from .descent import confidence_floor, descent_step
 from .device import resolve_device
 from .optimizer import (
-    BSplineDescentModule,
+    BSplineDescentStep,
     DescentSettings,
+    EarlyStopping,
     GridAdam,
     IterationInfo,
     MultiScaleDescent,
-    Scale,
     adam_learning_rate,
 )
-from .synthetic import random_smooth_displacement
+from .random_field import random_smooth_displacement
+from ..schedule import Scale
 from .warp import identity_grid, invert_displacement, resize, spatial_gradient, warp
 
 __all__ = [
@@ -26,9 +29,10 @@ __all__ = [
     "confidence_floor",
     "descent_step",
     "resolve_device",
-    "BSplineDescentModule",
+    "BSplineDescentStep",
     "adam_learning_rate",
     "DescentSettings",
+    "EarlyStopping",
     "GridAdam",
     "IterationInfo",
     "MultiScaleDescent",

@@ -32,49 +32,26 @@ import torch.nn.functional as F
 
 from .bspline import BSplineGrid
 from .descent import confidence_floor, descent_step
+from ..schedule import DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE, Scale
 from .warp import identity_grid, resize, voxel_to_normalized
 
 __all__ = [
-    "Scale",
     "DescentSettings",
+    "EarlyStopping",
     "IterationInfo",
     "GridAdam",
     "smooth_control_grid",
     "smoothness_gradient",
     "level_shape",
-    "BSplineDescentModule",
+    "BSplineDescentStep",
     "adam_learning_rate",
     "MultiScaleDescent",
 ]
 
 
 @dataclass(frozen=True)
-class Scale:
-    """One stage of the multi-scale schedule.
-
-    Attributes
-    ----------
-    grid_spacing : float
-        Control-point spacing in full-resolution voxels.
-    iterations : int
-        Maximum number of descent iterations.
-    smoothness : float
-        Weight ``w`` of the smoothness penalty (dimensionless: penalty gradient
-        in voxels per voxel of deviation).
-    resolution : tuple of int or None
-        Downsampling factor of the working level per axis (array order);
-        ``None`` picks about five working voxels per control spacing.
-    """
-
-    grid_spacing: float
-    iterations: int
-    smoothness: float
-    resolution: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
 class DescentSettings:
-    """Settings of the grid optimizer shared by all scales.
+    """Settings of the grid optimizer shared by all scales (inference and training).
 
     Attributes
     ----------
@@ -87,21 +64,31 @@ class DescentSettings:
     confidence : float
         Confidence floor of the descent step as a fraction of the mean squared
         fixed-feature gradient norm (see :func:`confidence_floor`).
+    """
+
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 0.01
+    confidence: float = 0.1
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """When a scale of :class:`MultiScaleDescent` stops before its last iteration.
+
+    Attributes
+    ----------
     tolerance : float
-        Early stopping: a scale ends when the largest control-point movement per
-        iteration, averaged over the last ``check_every`` iterations, falls below
-        this fraction of Adam's full step (``learning_rate`` in voxels): the
-        points have stopped travelling and only oscillate about their optimum.
-        ``0`` disables early stopping.
+        A scale ends when the largest control-point movement per iteration,
+        averaged over the last ``check_every`` iterations, falls below this
+        fraction of Adam's full step (``learning_rate`` in voxels): the points
+        have stopped travelling and only oscillate about their optimum. ``0``
+        disables early stopping.
     check_every : int
         Iterations between convergence checks.
     """
 
-    learning_rate: float = 0.005
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 0.01
-    confidence: float = 0.1
-    tolerance: float = 0.1
+    tolerance: float = DEFAULT_TOLERANCE
     check_every: int = 10
 
 
@@ -184,9 +171,10 @@ def _auto_resolution(shape: Sequence[int], spacing: Sequence[float]) -> tuple[in
     return tuple(max(1, min(int(s // 5), (n - 1) // 7)) for n, s in zip(shape, spacing))
 
 
-class BSplineDescentModule:
-    """The B-spline descent module at one scale (the paper's Fig. 1, block C).
+class BSplineDescentStep:
+    """The paper's B-spline descent module (Fig. 1, block C) at one scale.
 
+    A plain object, not a ``torch.nn.Module``: it holds no trainable weights.
     It owns the control grid of one scale and the working level it is evaluated
     on, and turns features and control coefficients into the descent step and
     the control-grid gradient. Everything is differentiable with respect to the
@@ -297,6 +285,8 @@ class MultiScaleDescent:
         The schedule, coarse to fine.
     settings : DescentSettings
         Optimizer settings.
+    stopping : EarlyStopping
+        When a scale ends early.
     fixed_mask : torch.Tensor, optional
         ``[B, 1, *spatial]`` in {0, 1}: where the fixed image is trusted.
     moving_mask : torch.Tensor, optional
@@ -305,6 +295,15 @@ class MultiScaleDescent:
         the features.
     callback : callable, optional
         Called with an :class:`IterationInfo` after every iteration.
+    scale_callback : callable, optional
+        Called with a scale's log entry (see :attr:`log`) when the scale ends.
+
+    Attributes
+    ----------
+    log : list of dict
+        Per finished scale: ``scale``, ``grid_spacing``, ``control_points``,
+        ``working_shape``, ``iterations`` run, ``converged`` (stopped early),
+        ``movement`` (last convergence measure) and ``seconds``.
     """
 
     def __init__(
@@ -313,17 +312,21 @@ class MultiScaleDescent:
         moving_features: torch.Tensor,
         scales: Sequence[Scale],
         settings: DescentSettings = DescentSettings(),
+        stopping: EarlyStopping = EarlyStopping(),
         fixed_mask: torch.Tensor | None = None,
         moving_mask: torch.Tensor | None = None,
         callback: Callable[[IterationInfo], None] | None = None,
+        scale_callback: Callable[[dict], None] | None = None,
     ) -> None:
         self.fixed_features = fixed_features
         self.moving_features = moving_features
         self.scales = list(scales)
         self.settings = settings
+        self.stopping = stopping
         self.fixed_mask = fixed_mask
         self.moving_mask = moving_mask
         self.callback = callback
+        self.scale_callback = scale_callback
         self.log: list[dict] = []
 
     @property
@@ -339,7 +342,7 @@ class MultiScaleDescent:
         start = time.perf_counter()
         module = coefficients = None
         for index, scale in enumerate(self.scales):
-            finer = BSplineDescentModule(shape, scale.grid_spacing, scale.resolution, device, dtype)
+            finer = BSplineDescentStep(shape, scale.grid_spacing, scale.resolution, device, dtype)
             coefficients = finer.grid.zeros(batch) if module is None else module.grid.refine(coefficients, finer.grid)
             module = finer
             scale_start = time.perf_counter()
@@ -354,13 +357,15 @@ class MultiScaleDescent:
                 "movement": movement,
                 "seconds": time.perf_counter() - scale_start,
             })
+            if self.scale_callback is not None:
+                self.scale_callback(self.log[-1])
         self.coefficients = coefficients
         self.grid_spacing = module.grid.spacing
         full = BSplineGrid(shape, module.grid.spacing, device=device, dtype=dtype)
         return full.dense(coefficients)
 
     def _run_scale(self, index, scale, module, coefficients, learning_rate, start):
-        settings = self.settings
+        settings, stopping = self.settings, self.stopping
         fixed = module.level(self.fixed_features)
         moving = module.level(self.moving_features)
         with_mask = self.moving_mask is not None
@@ -376,10 +381,10 @@ class MultiScaleDescent:
         for iteration in range(1, scale.iterations + 1):
             step = module.step(fixed, moving, coefficients, eps, fixed_valid, with_mask)
             optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness))
-            if iteration % settings.check_every == 0:
-                movement = float((coefficients - previous).abs().max()) / (settings.check_every * full_step)
+            if iteration % stopping.check_every == 0:
+                movement = float((coefficients - previous).abs().max()) / (stopping.check_every * full_step)
                 previous.copy_(coefficients)
-                if movement < settings.tolerance:
+                if movement < stopping.tolerance:
                     self._notify(index, scale, iteration, movement, start)
                     break
             self._notify(index, scale, iteration, movement, start)

@@ -1,8 +1,9 @@
-"""Registration evaluation: metrics, the elastix and SimpleElastix baselines, dataset readers,
-and the comparison driver with its reports (``compare``, ``evaluate``)."""
+"""Registration evaluation: metrics, the elastix and SimpleElastix baselines, and the comparison
+driver with its reports (``compare``, ``evaluate``); the dataset readers of
+:mod:`itk_suits.interop.datasets` are re-exported for convenience."""
 
 from itk_suits.evaluation.compare import compare, evaluate
-from itk_suits.evaluation.datasets import (
+from itk_suits.interop.datasets import (
     PairSequence,
     RegistrationPair,
     pair_from_files,

@@ -1,7 +1,7 @@
 """Compare registration methods on image pairs: SUITS, itk-elastix and SimpleElastix.
 
 :func:`compare` registers one pair with several methods, :func:`evaluate`
-many pairs (:class:`~itk_suits.evaluation.datasets.RegistrationPair`); both
+many pairs (:class:`~itk_suits.interop.datasets.RegistrationPair`); both
 return every number as one JSON-ready dict and, given ``output_dir``, write
 it with a Markdown and an HTML report and one figure per pair
 (:mod:`itk_suits.evaluation.report`).
@@ -50,8 +50,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from itk_suits.errors import InputImageError, ParameterError, SuitsError
+from itk_suits.progress import progress_bar
 from itk_suits.evaluation import elastix, metrics, report, simpleelastix
-from itk_suits.evaluation.datasets import PairSequence, RegistrationPair
+from itk_suits.interop.datasets import PairSequence, RegistrationPair
 from itk_suits.interop import images as image_io
 from itk_suits.interop import transforms as transform_io
 
@@ -532,8 +533,6 @@ def _run(pairs: Sequence[RegistrationPair], names: Sequence[str], settings: _Set
          overwrite: bool, save_outputs: bool, progress: bool,
          sources: Optional[Mapping[str, Any]] = None) -> dict:
     """Register every pair with every method; write the report when ``output_dir`` is given."""
-    from tqdm.auto import tqdm
-
     files = [report.safe_name(name) for name in names]
     if len(set(files)) != len(files):
         raise ParameterError(f"pair names must be distinct (as file names), got {list(names)}")
@@ -547,7 +546,7 @@ def _run(pairs: Sequence[RegistrationPair], names: Sequence[str], settings: _Set
         "settings": _settings_record(settings),
         "pairs": [],
     }
-    bar = tqdm(total=len(names) * len(settings.methods), unit="run", desc="compare", disable=not progress)
+    bar = progress_bar(len(names) * len(settings.methods), "compare", "run", disable=not progress)
     try:
         for pair, file_name in zip(pairs, files):  # a PairSequence reads each pair here, one at a time
             checked = _read_pair(pair, settings.initial_transform, sources)
@@ -714,8 +713,8 @@ def evaluate(
     Parameters
     ----------
     pairs : PairSequence or iterable of RegistrationPair
-        E.g. from :func:`~itk_suits.evaluation.datasets.pairs_from_dataset_json`.
-        A :class:`~itk_suits.evaluation.datasets.PairSequence` is read one
+        E.g. from :func:`~itk_suits.interop.datasets.pairs_from_dataset_json`.
+        A :class:`~itk_suits.interop.datasets.PairSequence` is read one
         pair at a time; any other iterable is first made a list. Pair names
         must be distinct.
     methods, output_dir, initial_transform, repeats, threads, overwrite, suits_options,

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from itk_suits._version import __version__
 from itk_suits.errors import ParameterError
 
 __all__ = [
@@ -101,8 +102,6 @@ def environment() -> dict:
         ``versions`` (python and :data:`PACKAGES`; None for packages that are
         not installed), ``platform``, ``cpu_count``.
     """
-    from itk_suits import __version__
-
     versions = {"python": platform.python_version()}
     versions.update({name: _version(name) for name in PACKAGES})
     versions["itk-suits"] = __version__

@@ -5,19 +5,30 @@ are the learnable SUITS feature networks; ``export_onnx`` writes them as ONNX
 model folders that ``ONNXFeatureExtractor`` runs with onnxruntime;
 ``get_feature_extractor`` returns the extractor for a name, a model folder or a
 ``"+"`` combination (``available_features()`` lists the built-in names).
+The ONNX tools are imported when first used.
 """
 
 from itk_suits.features.cnn import FeatureCNN, FeaturePair, normalize_intensities
 from itk_suits.features.mind import mind_ssc
 from itk_suits.features.model import ModelCard, load_torch_weights, read_model_card
-from itk_suits.features.onnx import ONNXFeatureExtractor, compare_onnx_to_torch, export_onnx
+from itk_suits.features.base import FeatureExtractor
 from itk_suits.features.registry import (
     ConcatenatedFeatures,
-    FeatureExtractor,
     TorchFeatureExtractor,
     available_features,
     get_feature_extractor,
 )
+
+_ONNX_NAMES = ("ONNXFeatureExtractor", "compare_onnx_to_torch", "export_onnx")
+
+
+def __getattr__(name):
+    """The ONNX tools, imported on first use (onnx and onnxruntime are heavy)."""
+    if name in _ONNX_NAMES:
+        from itk_suits.features import onnx
+
+        return getattr(onnx, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ConcatenatedFeatures",

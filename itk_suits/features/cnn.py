@@ -23,9 +23,9 @@ Design decisions where the paper is silent:
   export to ONNX as a plain graph, which is why the exported network starts at
   the first convolution.
 
-:class:`FeaturePair` holds the networks of a registration: one per modality
+:class:`FeaturePair` holds the networks of a registration: one per role
 (``"fixed"`` and ``"moving"``) or one shared by both (``shared=True``), and
-applies the normalisation, so ``pair(image, modality)`` takes raw intensities.
+applies the normalisation, so ``pair(image, role)`` takes raw intensities.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ from itk_suits.features.mind import check_image_batch
 __all__ = [
     "LAYERS",
     "GROUPS",
-    "MODALITIES",
+    "ROLES",
     "PERCENTILES",
     "FeatureCNN",
     "FeaturePair",
-    "check_modality",
+    "check_role",
     "normalize_intensities",
 ]
 
@@ -54,19 +54,19 @@ LAYERS = ((7, 4), (7, 6), (5, 6), (5, 8), (5, 8), (3, 8), (3, 8))
 #: Groups of every GroupNorm.
 GROUPS = 2
 #: The roles an image can play in a registration.
-MODALITIES = ("fixed", "moving")
+ROLES = ("fixed", "moving")
 #: Intensity percentiles (in %) that :func:`normalize_intensities` maps to 0 and 1.
 PERCENTILES = (0.5, 99.5)
 
 
-def check_modality(modality):
-    """Return ``modality`` if it is ``"fixed"`` or ``"moving"``, else raise :class:`ParameterError`."""
-    if modality not in MODALITIES:
+def check_role(role):
+    """Return ``role`` if it is ``"fixed"`` or ``"moving"``, else raise :class:`ParameterError`."""
+    if role not in ROLES:
         raise ParameterError(
-            f"modality must be 'fixed' or 'moving' (the role of the image in the registration), "
-            f"got {modality!r}"
+            f"role must be 'fixed' or 'moving' (the role of the image in the registration), "
+            f"got {role!r}"
         )
-    return modality
+    return role
 
 
 def _check_ndim(ndim):
@@ -121,7 +121,7 @@ def normalize_intensities(image, percentiles=PERCENTILES):
 
 
 class FeatureCNN(nn.Module):
-    """The paper's seven-layer feature network for one modality, 2D or 3D.
+    """The paper's seven-layer feature network for the images of one role (fixed or moving), 2D or 3D.
 
     Parameters
     ----------
@@ -192,7 +192,7 @@ class FeatureCNN(nn.Module):
 
 
 class FeaturePair(nn.Module):
-    """The feature networks of a registration: one per modality, or one shared by both.
+    """The feature networks of a registration: one per role, or one shared by both.
 
     Parameters
     ----------
@@ -200,7 +200,7 @@ class FeaturePair(nn.Module):
         Spatial dimension.
     shared : bool
         One network for fixed and moving images (modality-agnostic features)
-        instead of one per modality.
+        instead of one per role.
     percentiles : tuple of float
         Input normalisation (see :func:`normalize_intensities`).
 
@@ -213,7 +213,7 @@ class FeaturePair(nn.Module):
     --------
     >>> import torch
     >>> pair = FeaturePair(ndim=2)
-    >>> pair(torch.rand(1, 1, 24, 24) * 1000, modality="moving").shape
+    >>> pair(torch.rand(1, 1, 24, 24) * 1000, role="moving").shape
     torch.Size([1, 8, 24, 24])
     """
 
@@ -222,7 +222,7 @@ class FeaturePair(nn.Module):
         self.ndim = _check_ndim(ndim)
         self.shared = bool(shared)
         self.percentiles = tuple(float(p) for p in percentiles)
-        names = ("shared",) if self.shared else MODALITIES
+        names = ("shared",) if self.shared else ROLES
         self.networks = nn.ModuleDict({name: FeatureCNN(self.ndim) for name in names})
 
     @property
@@ -230,19 +230,19 @@ class FeaturePair(nn.Module):
         """Number of feature channels (8)."""
         return next(iter(self.networks.values())).out_channels
 
-    def network(self, modality="fixed"):
-        """The :class:`FeatureCNN` that computes features of ``modality`` images."""
-        check_modality(modality)
-        return self.networks["shared" if self.shared else modality]
+    def network(self, role="fixed"):
+        """The :class:`FeatureCNN` that computes features of ``role`` images."""
+        check_role(role)
+        return self.networks["shared" if self.shared else role]
 
-    def forward(self, image, modality="fixed"):
-        """Features of raw intensities: normalisation, then the modality's network.
+    def forward(self, image, role="fixed"):
+        """Features of raw intensities: normalisation, then the role's network.
 
         Parameters
         ----------
         image : torch.Tensor
             ``[B, 1, *spatial]`` intensities in any range, on the networks' device.
-        modality : {"fixed", "moving"}
+        role : {"fixed", "moving"}
             Which network to use (the same one when shared).
 
         Returns
@@ -250,7 +250,7 @@ class FeaturePair(nn.Module):
         torch.Tensor
             ``[B, 8, *spatial]``.
         """
-        network = self.network(modality)
+        network = self.network(role)
         return network(normalize_intensities(image, self.percentiles))
 
     def extra_repr(self):

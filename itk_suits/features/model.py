@@ -13,7 +13,7 @@ The card (``model.json``) is a JSON object with the keys
 ``description``, ``ndim`` (2 or 3), ``channels`` (feature channels per
 network), ``shared`` (one network for both modalities), ``modalities`` (what
 the fixed and the moving network were trained on, e.g. ``{"fixed": "CT",
-"moving": "MR"}``), ``files`` (ONNX file name per modality), ``sha256`` (hex
+"moving": "MR"}``), ``files`` (ONNX file name per role), ``sha256`` (hex
 digest per ONNX file), ``input_normalization`` (``{"method": "percentile",
 "percentiles": [0.5, 99.5], "clip": [0, 1]}``, see
 :func:`~itk_suits.features.cnn.normalize_intensities`), ``architecture``,
@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from itk_suits.errors import ParameterError
-from itk_suits.features.cnn import GROUPS, LAYERS, MODALITIES, FeaturePair
+from itk_suits.features.cnn import GROUPS, LAYERS, ROLES, FeaturePair
 
 __all__ = [
     "CARD_NAME",
@@ -177,7 +177,7 @@ def _check_card(card, directory):
         raise _card_error(directory, f"channels must be a positive integer in {CARD_NAME}, got {card.channels!r}")
     if not isinstance(card.files, dict) or not isinstance(card.sha256, dict):
         raise _card_error(directory, f"files and sha256 must be JSON objects in {CARD_NAME}")
-    missing = [m for m in MODALITIES if not isinstance(card.files.get(m), str)]
+    missing = [m for m in ROLES if not isinstance(card.files.get(m), str)]
     if missing:
         raise _card_error(directory, f"{CARD_NAME} names no ONNX file for {' and '.join(missing)} images")
     normalization = card.input_normalization
@@ -217,11 +217,11 @@ def verify_model_files(directory, card):
     """
     directory = pathlib.Path(directory)
     paths = {}
-    for modality in MODALITIES:
-        name = card.files[modality]
+    for role in ROLES:
+        name = card.files[role]
         path = directory / name
         if not path.is_file():
-            raise _card_error(directory, f"missing {name} (the {modality} network named in {CARD_NAME})")
+            raise _card_error(directory, f"missing {name} (the {role} network named in {CARD_NAME})")
         expected = card.sha256.get(name)
         if not expected:
             raise _card_error(directory, f"{CARD_NAME} records no sha256 for {name}")
@@ -232,7 +232,7 @@ def verify_model_files(directory, card):
                 f"{name} is corrupted or was replaced: its sha256 is {actual}, the card records "
                 f"{expected}; copy the model folder again or re-export it",
             )
-        paths[modality] = str(path.resolve())
+        paths[role] = str(path.resolve())
     return paths
 
 

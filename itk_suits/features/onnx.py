@@ -25,8 +25,9 @@ import warnings
 import numpy as np
 import torch
 
+from itk_suits._version import __version__
 from itk_suits.errors import ParameterError, SuitsError
-from itk_suits.features.cnn import MODALITIES, FeatureCNN, FeaturePair, check_modality, normalize_intensities
+from itk_suits.features.cnn import ROLES, FeatureCNN, FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import check_image_batch
 from itk_suits.features.model import (
     WEIGHTS_NAME,
@@ -37,7 +38,7 @@ from itk_suits.features.model import (
     weights_dict,
     write_model_card,
 )
-from itk_suits.features.registry import FeatureExtractor
+from itk_suits.features.base import FeatureExtractor
 
 __all__ = ["ONNX_OPSET", "ONNXFeatureExtractor", "compare_onnx_to_torch", "export_onnx"]
 
@@ -175,17 +176,15 @@ def export_onnx(
         raise ParameterError(f"model must be a FeatureCNN or a FeaturePair, got {type(model).__name__}")
     _check_ndim_argument(model, ndim)
     files = (
-        {m: "shared.onnx" for m in MODALITIES} if model.shared else {m: f"{m}.onnx" for m in MODALITIES}
+        {m: "shared.onnx" for m in ROLES} if model.shared else {m: f"{m}.onnx" for m in ROLES}
     )
     outputs = [path / f for f in sorted(set(files.values()))] + [path / "model.json"]
     if torch_weights:
         outputs.append(path / WEIGHTS_NAME)
     _refuse_existing(outputs, overwrite)
     path.mkdir(parents=True, exist_ok=True)
-    for modality, filename in files.items():
-        _export_network(model.network(modality), path / filename, opset)
-    from itk_suits import __version__
-
+    for role, filename in files.items():
+        _export_network(model.network(role), path / filename, opset)
     fields = dict(
         name=name or path.resolve().name,
         description=description,
@@ -254,7 +253,7 @@ def compare_onnx_to_torch(model, path, shape=None, seed=0):
             return float((onnx_features - model(normalized)).abs().max())
         extractor = ONNXFeatureExtractor(path, providers="cpu")
         return max(
-            float((extractor(image, modality=m) - model(image, modality=m)).abs().max()) for m in MODALITIES
+            float((extractor(image, role=m) - model(image, role=m)).abs().max()) for m in ROLES
         )
 
 
@@ -320,7 +319,7 @@ class ONNXFeatureExtractor(FeatureExtractor):
 
     Notes
     -----
-    Each call normalises the image in torch, runs the modality's network on the
+    Each call normalises the image in torch, runs the role's network on the
     CPU copy of it (onnxruntime's CUDA provider copies to the GPU itself) and
     returns the features on the image's device. Sessions use as many threads
     as torch does at the time of the call.
@@ -334,7 +333,7 @@ class ONNXFeatureExtractor(FeatureExtractor):
         self._providers = _resolve_providers(providers)
         self._sessions = {}
         self._input_names = {}
-        channels = {m: self._check_network(m) for m in MODALITIES}
+        channels = {m: self._check_network(m) for m in ROLES}
         if set(channels.values()) != {self.card.channels}:
             found = ", ".join(f"{self.card.files[m]} ({m}) gives {c}" for m, c in channels.items())
             raise ParameterError(
@@ -349,18 +348,18 @@ class ONNXFeatureExtractor(FeatureExtractor):
                 "check the CUDA and cuDNN versions onnxruntime-gpu needs, or use providers='cpu'"
             )
 
-    def _get_session(self, modality, threads=None):
+    def _get_session(self, role, threads=None):
         threads = torch.get_num_threads() if threads is None else threads
-        key = (self._paths[modality], threads)
+        key = (self._paths[role], threads)
         if key not in self._sessions:
-            self._sessions[key] = _session(self._paths[modality], self._providers, threads)
+            self._sessions[key] = _session(self._paths[role], self._providers, threads)
         return self._sessions[key]
 
-    def _check_network(self, modality):
+    def _check_network(self, role):
         """Check the inputs and input rank of a network; return its output channels (None if not static)."""
-        session = self._get_session(modality)
+        session = self._get_session(role)
         inputs, outputs = session.get_inputs(), session.get_outputs()
-        filename = self.card.files[modality]
+        filename = self.card.files[role]
         if len(inputs) != 1 or len(outputs) != 1:
             raise ParameterError(
                 f"feature model {self.name!r}: {filename} must have one input and one output, has "
@@ -372,7 +371,7 @@ class ONNXFeatureExtractor(FeatureExtractor):
                 f"feature model {self.name!r}: {filename} takes {rank}-dimensional tensors (a {rank - 2}D "
                 f"network) but model.json says ndim={self.card.ndim}"
             )
-        self._input_names[modality] = inputs[0].name
+        self._input_names[role] = inputs[0].name
         return outputs[0].shape[1] if len(outputs[0].shape) == rank else None
 
     def channels(self, ndim):
@@ -383,18 +382,18 @@ class ONNXFeatureExtractor(FeatureExtractor):
             )
         return self.card.channels
 
-    def __call__(self, image, modality="fixed"):
-        check_modality(modality)
+    def __call__(self, image, role="fixed"):
+        check_role(role)
         image = check_image_batch(image)
         self.channels(image.dim() - 2)
         normalized = normalize_intensities(image, self.card.percentiles)
         array = np.ascontiguousarray(normalized.detach().cpu().numpy())
-        session = self._get_session(modality)
+        session = self._get_session(role)
         try:
-            features = session.run(None, {self._input_names[modality]: array})[0]
+            features = session.run(None, {self._input_names[role]: array})[0]
         except Exception as error:  # onnxruntime's errors derive from Exception only
             raise SuitsError(
-                f"onnxruntime failed computing {modality} features with {self.name!r} on a "
+                f"onnxruntime failed computing {role} features with {self.name!r} on a "
                 f"{list(image.shape)} image: {error}"
             ) from error
         return torch.from_numpy(features).to(image.device)

@@ -7,64 +7,19 @@ model folder (run with onnxruntime), several of these joined by ``"+"`` (their
 channels concatenated, e.g. ``"mind+my_model/"``), an in-memory
 :class:`~itk_suits.features.cnn.FeaturePair`, or an extractor object.
 
-A registration computes fixed features with ``extractor(image, modality="fixed")``
-and moving features with ``modality="moving"``; learned models may hold one
-network per modality, hand-crafted features ignore the modality.
+Model folders are opened with :mod:`itk_suits.features.onnx`, imported only
+when one is asked for.
 """
 
 import os
-from abc import ABC, abstractmethod
 
 import torch
 
 from itk_suits.errors import ParameterError
-from itk_suits.features.cnn import FeaturePair, check_modality, normalize_intensities
+from itk_suits.features.base import FeatureExtractor
+from itk_suits.features.cnn import FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import mind_ssc
 from itk_suits.features.model import MODELS_DIR, NO_PRETRAINED, pretrained_model_dir, shipped_model_dirs
-
-
-class FeatureExtractor(ABC):
-    """Maps a batch of images to feature channels on the same grid.
-
-    Subclasses set :attr:`name` and implement :meth:`channels` and :meth:`__call__`.
-    Fixed and moving images are compared channel by channel, so the fixed and the
-    moving variant of an extractor give the same number of channels.
-    """
-
-    name = ""
-
-    @abstractmethod
-    def channels(self, ndim):
-        """Number of feature channels for ``ndim``-dimensional images (2 or 3).
-
-        Raises
-        ------
-        ParameterError
-            ``ndim`` is not 2 or 3, or the extractor cannot describe such images
-            (a 2D model asked about 3D images).
-        """
-
-    @abstractmethod
-    def __call__(self, image, modality="fixed"):
-        """Features of ``image``.
-
-        Parameters
-        ----------
-        image : torch.Tensor
-            ``[B, 1, H, W]`` or ``[B, 1, D, H, W]`` intensities, any device.
-        modality : {"fixed", "moving"}
-            The role of the image in the registration: learned models use the
-            network trained for it.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, C, H, W]`` or ``[B, C, D, H, W]`` float32 on the device of ``image``,
-            ``C = self.channels(ndim)``.
-        """
-
-    def __repr__(self):
-        return f"{type(self).__name__}(name={self.name!r})"
 
 
 def _check_ndim(ndim):
@@ -85,8 +40,8 @@ class MindFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 6 if ndim == 2 else 12
 
-    def __call__(self, image, modality="fixed"):
-        check_modality(modality)
+    def __call__(self, image, role="fixed"):
+        check_role(role)
         return mind_ssc(image)
 
 
@@ -105,8 +60,8 @@ class IntensityFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 1
 
-    def __call__(self, image, modality="fixed"):
-        check_modality(modality)
+    def __call__(self, image, role="fixed"):
+        check_role(role)
         return normalize_intensities(image)
 
 
@@ -135,9 +90,9 @@ class ConcatenatedFeatures(FeatureExtractor):
     def channels(self, ndim):
         return sum(extractor.channels(ndim) for extractor in self.extractors)
 
-    def __call__(self, image, modality="fixed"):
-        check_modality(modality)
-        return torch.cat([extractor(image, modality=modality) for extractor in self.extractors], dim=1)
+    def __call__(self, image, role="fixed"):
+        check_role(role)
+        return torch.cat([extractor(image, role=role) for extractor in self.extractors], dim=1)
 
 
 class TorchFeatureExtractor(FeatureExtractor):
@@ -160,9 +115,9 @@ class TorchFeatureExtractor(FeatureExtractor):
             raise ParameterError(f"the feature networks are {self.pair.ndim}D and cannot describe {ndim}D images")
         return self.pair.out_channels
 
-    def __call__(self, image, modality="fixed"):
+    def __call__(self, image, role="fixed"):
         device = next(self.pair.parameters()).device
-        return self.pair(image.to(device), modality=modality).to(image.device)
+        return self.pair(image.to(device), role=role).to(image.device)
 
 
 class PretrainedFeatures(FeatureExtractor):
@@ -198,8 +153,8 @@ class PretrainedFeatures(FeatureExtractor):
     def channels(self, ndim):
         return self._extractor(ndim).channels(ndim)
 
-    def __call__(self, image, modality="fixed"):
-        return self._extractor(image.dim() - 2)(image, modality=modality)
+    def __call__(self, image, role="fixed"):
+        return self._extractor(image.dim() - 2)(image, role=role)
 
 
 _EXTRACTORS = {extractor.name: extractor for extractor in (MindFeatures, IntensityFeatures)}

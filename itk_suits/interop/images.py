@@ -128,7 +128,9 @@ def as_sitk_image(
     -------
     image : SimpleITK.Image
         2D or 3D image with the input's pixel type (numpy ``float16`` becomes
-        ``float32``, ``bool`` becomes ``uint8``, as SimpleITK has neither).
+        ``float32``, ``bool`` becomes ``uint8`` and long double ``float64``, as
+        SimpleITK has none of them; big-endian arrays are converted to the
+        machine's byte order).
         A SimpleITK input is returned as is, not copied: do not modify it in place.
     kind : str
         The caller's library: ``"itk"``, ``"sitk"`` (also for paths) or ``"numpy"``.
@@ -206,6 +208,36 @@ def check_intensity_image(image: sitk.Image, name: str) -> None:
             f"{name} is constant (every voxel is {low}); registration needs contrast: "
             f"check that the intended image, slice or window was loaded"
         )
+
+
+#: File endings of formats that hold float images with many components per voxel.
+VECTOR_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def check_vector_image_path(path: Union[str, os.PathLike], name: str) -> None:
+    """Refuse a file name whose format cannot hold a float multi-channel image (PNG, JPEG...).
+
+    Raises
+    ------
+    ParameterError
+        Naming the file and the formats that work.
+    """
+    text = os.fspath(path).lower()
+    if not text.endswith(VECTOR_IMAGE_SUFFIXES):
+        raise ParameterError(
+            f"{name} {os.fspath(path)!r}: a feature image has many float channels per voxel, which this "
+            f"format cannot hold; write one of {', '.join(VECTOR_IMAGE_SUFFIXES)} (e.g. feats.nii.gz)"
+        )
+
+
+def geometry_record(image: sitk.Image) -> dict:
+    """Size, spacing (mm), origin (mm) and row-major direction of ``image`` as JSON-ready lists, (x, y[, z])."""
+    return {
+        "size": list(image.GetSize()),
+        "spacing": list(image.GetSpacing()),
+        "origin": list(image.GetOrigin()),
+        "direction": list(image.GetDirection()),
+    }
 
 
 def to_kind(image: sitk.Image, kind: str) -> Any:
@@ -341,10 +373,16 @@ def resample(
 def _image_from_array(array: np.ndarray, name: str, spacing, origin, direction) -> sitk.Image:
     """SimpleITK image from a ``[z,] y, x`` array and (x, y[, z]) geometry."""
     _check_dimension(array.ndim, name)
-    if array.dtype == np.float16:
-        array = array.astype(np.float32)
-    elif array.dtype.kind not in "biufc":
+    if array.dtype.kind not in "biufc":
         raise PixelTypeError(f"{name} is a numpy array of dtype {array.dtype}, not a numeric image")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    elif array.dtype.itemsize > 8 and array.dtype.kind == "f":
+        array = array.astype(np.float64)  # long double: SimpleITK's widest real type is float64
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))  # big-endian data from a file
     ndim = array.ndim
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(_spacing_values(spacing, ndim, name))

@@ -32,8 +32,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from itk_suits.core import Scale, resolve_device
+from itk_suits.core import resolve_device
+from itk_suits.schedule import Scale, build_schedule
 from itk_suits.errors import ParameterError
+from itk_suits.progress import progress_bar
 from itk_suits.features.cnn import FeaturePair
 from itk_suits.features.onnx import export_onnx
 from itk_suits.training.checkpoint import (
@@ -45,7 +47,7 @@ from itk_suits.training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from itk_suits.training.data import training_pairs
+from itk_suits.training.pairs import training_pairs
 from itk_suits.training.trainer import FeatureTrainer, TrainingPair, TrainingSettings
 
 __all__ = ["LOG_NAME", "PLOT_NAME", "plot_training_history", "train_features", "train_on_pairs",
@@ -69,19 +71,18 @@ def training_scales(scales) -> tuple:
     if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
         raise ParameterError(f"scales must be a non-empty list of Scale or (grid_spacing, iterations, smoothness), "
                              f"got {scales!r}")
-    result = []
+    entries = []
     for entry in scales:
         if not isinstance(entry, Scale):
             if not isinstance(entry, Sequence) or len(entry) != 3:
                 raise ParameterError(f"a scale is a Scale or (grid_spacing, iterations, smoothness), got {entry!r}")
-            entry = Scale(float(entry[0]), int(entry[1]), float(entry[2]))
-        if not (entry.grid_spacing > 0 and entry.iterations >= 1 and entry.smoothness >= 0):
-            raise ParameterError(
-                f"a scale needs a positive grid spacing, at least one iteration and a non-negative smoothness, "
-                f"got {entry}"
-            )
-        result.append(entry)
-    return tuple(result)
+            entry = Scale(*entry)
+        entries.append(entry)
+    checked = build_schedule([e.grid_spacing for e in entries], [e.iterations for e in entries],
+                             [e.smoothness for e in entries])
+    if any(scale.iterations < 1 for scale in checked):
+        raise ParameterError(f"every training scale needs at least one iteration, got {scales!r}")
+    return tuple(dataclasses.replace(scale, resolution=entry.resolution) for scale, entry in zip(checked, entries))
 
 
 def write_training_log(history: Sequence[dict], path) -> pathlib.Path:
@@ -200,7 +201,7 @@ def train_on_pairs(
 
     :func:`train_features` reads images into pairs and calls this;
     use it directly for pairs made otherwise (e.g.
-    :func:`~itk_suits.training.data.synthetic_training_pairs`). The
+    :func:`~itk_suits.training.pairs.synthetic_training_pairs`). The
     parameters shared with :func:`train_features` are described there.
 
     Parameters
@@ -265,10 +266,8 @@ def train_on_pairs(
             plot_training_history(trainer.history, directory / PLOT_NAME,
                                   title=f"{settings.mode}: {card_fields['name']}")
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=trainer.planned_updates(), initial=len(trainer.history), unit="update",
-               desc="training features", disable=not progress)
+    bar = progress_bar(trainer.planned_updates(), "training features", "update", disable=not progress,
+                       initial=len(trainer.history))
 
     def step(record: dict) -> None:
         bar.update(1)
@@ -383,11 +382,11 @@ def train_features(
     fixed_images, fixed_labels, moving_images, moving_labels : list
         Images of the fixed and the moving modality (paths, itk, SimpleITK or
         numpy) and one label map per image; subjects need not correspond
-        (see :func:`~itk_suits.training.data.training_pairs`, also for
+        (see :func:`~itk_suits.training.pairs.training_pairs`, also for
         ``labels``, ``label_mapping``, ``spacing``, ``shape``,
         ``slice_axis``, ``slices``, ``all_pairs`` and ``initial``).
-        :func:`~itk_suits.training.data.folder_images` and
-        :func:`~itk_suits.training.data.dataset_json_images` list files.
+        :func:`~itk_suits.interop.datasets.folder_images` and
+        :func:`~itk_suits.interop.datasets.dataset_json_images` list files.
     out : path-like
         The model folder to write (see the module docstring): new, empty, or
         the folder of an interrupted run to resume.
@@ -401,7 +400,7 @@ def train_features(
     scales : sequence, optional
         The grid schedule: :class:`~itk_suits.core.Scale` objects or
         ``(grid_spacing_voxels, iterations, smoothness)``; default
-        :class:`TrainingSettings`' (20, 10, 7 voxels, 300 iterations each).
+        :func:`~itk_suits.schedule.build_schedule`'s defaults.
     epochs : int
         Passes over the whole schedule, each from identity grids.
     settings : TrainingSettings, optional
@@ -444,7 +443,7 @@ def train_features(
     Raises
     ------
     ParameterError, InputImageError, PixelTypeError, GeometryError
-        Bad inputs or settings (see :func:`~itk_suits.training.data.training_pairs`),
+        Bad inputs or settings (see :func:`~itk_suits.training.pairs.training_pairs`),
         or a checkpoint of another run.
     FileExistsError
         ``out`` holds a finished model (or an unfinished run with
@@ -454,7 +453,7 @@ def train_features(
     -----
     Every loss is logged with the loss of constant features; their ratio
     (``training_log.csv``, ``loss.png``, the card's ``final_mean_ratio``)
-    must fall clearly below 1, or the features learned nothing (PITFALLS 15).
+    must fall clearly below 1, or the features learned nothing (the collapse minimum of the step loss, see :mod:`.losses`).
     Resuming with the device, torch version and CPU thread count of the
     interrupted run gives exactly the weights of an uninterrupted run.
 

@@ -4,7 +4,8 @@ Both losses start from the pair's current control grid (its alignment state)
 and return the loss of the feature networks together with the same loss for
 *constant* features, whose descent step is zero. Their ratio is the collapse
 signal: a ratio that does not fall clearly below one means the features have
-learned nothing the constant ones do not (PITFALLS 15).
+learned nothing the constant ones do not: the step MSE is lowered most
+cheaply by steps that vanish (a collapse minimum).
 
 * :func:`step_matching_loss` is the paper's Algorithm 1: the mean squared
   difference between the descent step of the features and the descent step
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.descent import confidence_floor
-from ..core.optimizer import BSplineDescentModule, DescentSettings
+from ..core.optimizer import BSplineDescentStep, DescentSettings
 
 __all__ = ["LossValue", "STEP_LOSSES", "step_matching_loss", "unrolled_alignment_loss"]
 
@@ -47,7 +48,7 @@ STEP_LOSSES = ("mse", "cosine")
 
 
 def step_matching_loss(
-    module: BSplineDescentModule,
+    module: BSplineDescentStep,
     fixed_features: torch.Tensor,
     moving_features: torch.Tensor,
     fixed_sdm: torch.Tensor,
@@ -68,7 +69,7 @@ def step_matching_loss(
 
     Parameters
     ----------
-    module : BSplineDescentModule
+    module : BSplineDescentStep
         The scale's descent module.
     fixed_features, moving_features : torch.Tensor
         Working-level features ``[1, C, *working]`` (tracked by autograd).
@@ -102,7 +103,7 @@ def step_matching_loss(
 
 
 def unrolled_alignment_loss(
-    module: BSplineDescentModule,
+    module: BSplineDescentStep,
     fixed_features: torch.Tensor,
     moving_features: torch.Tensor,
     fixed_sdm: torch.Tensor,

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from ..core.descent import confidence_floor
-from ..core.optimizer import BSplineDescentModule, DescentSettings, GridAdam, Scale, adam_learning_rate
+from ..core.optimizer import BSplineDescentStep, DescentSettings, GridAdam, adam_learning_rate
+from ..schedule import Scale, build_schedule
 from ..errors import ParameterError
 from ..features.cnn import FeaturePair
 from .losses import STEP_LOSSES, LossValue, step_matching_loss, unrolled_alignment_loss
@@ -92,8 +93,6 @@ class TrainingSettings:
         (see :func:`.losses.unrolled_alignment_loss`).
     feature_learning_rate : float
         Adam learning rate of the feature networks (0.001).
-    grid_learning_rate : float
-        Grid Adam step in normalised grid units (0.005).
     batch_pairs : int
         Pairs per mini-batch (2).
     subintervals : int
@@ -104,7 +103,8 @@ class TrainingSettings:
         Algorithm 1's step mismatch: the paper's MSE, or one minus the cosine
         (scale-invariant, no collapse minimum; see :func:`.losses.step_matching_loss`).
     descent : DescentSettings
-        Confidence floor and Adam settings of the grid optimizer.
+        Grid Adam step (normalised grid units), Adam settings and confidence
+        floor of the grid optimizer.
     seed : int
         Seeds the presentation scheme and torch.
     epochs : int
@@ -112,12 +112,11 @@ class TrainingSettings:
     """
 
     mode: str = "algorithm1"
-    scales: tuple = (Scale(20, 300, 0.2), Scale(10, 300, 0.2), Scale(7, 300, 0.4))
+    scales: tuple = field(default_factory=build_schedule)
     grid_iterations: int = 5
     unrolled_steps: int = 10
     unrolled_step_size: float = 2.0
     feature_learning_rate: float = 1e-3
-    grid_learning_rate: float = 0.005
     batch_pairs: int = 2
     subintervals: int = 4
     sdm_band: float = 0.1
@@ -140,7 +139,7 @@ class TrainingSettings:
 class _PairState:
     """A pair's alignment state at the current scale."""
 
-    module: BSplineDescentModule
+    module: BSplineDescentStep
     coefficients: torch.Tensor
     optimizer: GridAdam
     fixed_sdm: torch.Tensor
@@ -377,20 +376,20 @@ class FeatureTrainer:
 
     def _scale_state(self, pair: TrainingPair, scale: Scale, previous: _PairState | None) -> _PairState:
         shape = pair.fixed.shape[2:]
-        module = BSplineDescentModule(shape, scale.grid_spacing, scale.resolution, self.device)
+        module = BSplineDescentStep(shape, scale.grid_spacing, scale.resolution, self.device)
         if previous is None:
             coefficients = module.grid.zeros()
         else:
             coefficients = previous.module.grid.refine(previous.coefficients, module.grid)
-        rate = adam_learning_rate(shape, self.settings.grid_learning_rate)
+        rate = adam_learning_rate(shape, self.settings.descent.learning_rate)
         optimizer = GridAdam(coefficients, rate, self.settings.descent.betas, self.settings.descent.adam_eps)
         return _PairState(module, coefficients, optimizer, module.level(pair.fixed_sdm), module.level(pair.moving_sdm))
 
     def present(self, pair: TrainingPair, state: _PairState, scale: Scale) -> LossValue:
         """One presentation: advance the pair's alignment and return its feature loss."""
         module = state.module
-        fixed = module.level(self.networks(pair.fixed, modality="fixed"))
-        moving = module.level(self.networks(pair.moving, modality="moving"))
+        fixed = module.level(self.networks(pair.fixed, role="fixed"))
+        moving = module.level(self.networks(pair.moving, role="moving"))
         descent = self.settings.descent
         if self.settings.mode == "unrolled":
             value, reached = unrolled_alignment_loss(

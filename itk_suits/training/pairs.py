@@ -1,4 +1,4 @@
-"""Training pairs from two modalities of unpaired subjects, and where to find their files.
+"""Training pairs from two modalities of unpaired subjects, or from synthetic phantoms.
 
 :func:`training_pairs` turns images and label maps of a *fixed* and a *moving*
 modality (different subjects, as in the paper: 7 CT and 7 MR slices give
@@ -16,17 +16,18 @@ tensors:
    numbering (``label_mapping``);
 4. for 2D training from 3D volumes (``slice_axis``), a few slices of each
    resampled pair are cut through the labelled region
-   (:func:`~itk_suits.evaluation.datasets.slice_pair`);
+   (:func:`~itk_suits.interop.datasets.slice_pair`);
 5. the label maps become signed distance maps
    (:func:`~itk_suits.training.sdm.signed_distance_maps`, distances in mm) of
    the same label list for every image;
 6. images and SDMs are cropped or padded (edge values repeated) about the
    centre to a common ``shape``, when asked.
 
-:func:`folder_images` and :func:`dataset_json_images` list the files of a
+:func:`~itk_suits.interop.datasets.folder_images` and
+:func:`~itk_suits.interop.datasets.dataset_json_images` list the files of a
 modality in a folder or in a Learn2Reg ``dataset.json``;
 :func:`synthetic_training_pairs` makes pairs of synthetic modalities
-(:mod:`.synthetic`).
+(:mod:`.phantoms`).
 """
 
 from __future__ import annotations
@@ -43,32 +44,20 @@ import torch
 import torch.nn.functional as F
 
 from itk_suits.errors import GeometryError, InputImageError, ParameterError, PixelTypeError
-from itk_suits.evaluation.datasets import (
-    RegistrationPair,
-    companion_file,
-    image_files,
-    index_axis_along,
-    read_dataset_json,
-    file_stem,
-    slice_pair,
-)
+from itk_suits.interop.datasets import RegistrationPair, index_axis_along, slice_pair
 from itk_suits.interop import as_sitk_image, check_same_grid, initial_transform, resample
 from itk_suits.training.sdm import signed_distance_maps
-from itk_suits.training.synthetic import synthetic_pair
+from itk_suits.training.phantoms import synthetic_pair
 from itk_suits.training.trainer import TrainingPair
 
 __all__ = [
     "SLICE_AXES",
-    "dataset_json_images",
-    "folder_images",
     "synthetic_training_pairs",
     "training_pairs",
 ]
 
 #: Names of the physical axes a slice can be normal to.
 SLICE_AXES = {"x": 0, "y": 1, "z": 2}
-# nnU-Net / Learn2Reg file names end with the modality index: case_0001_0000.nii.gz
-_MODALITY_SUFFIX = re.compile(r"_(\d{4})$")
 
 
 def _image_list(images, name: str) -> list:
@@ -433,157 +422,6 @@ def training_pairs(
                 moving_sdm=_crop_or_pad(sdm(moving_labels_part), shape),
             ))
     return pairs
-
-
-def _missing_error(role: str, missing: list[str]) -> InputImageError:
-    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-    return InputImageError(f"{role}: no label map for {shown}; label maps must have the same file name as their image")
-
-
-def folder_images(directory, label_directory=None) -> tuple[list[str], list[str] | None]:
-    """The image files of a folder and their label maps in another, matched by file name.
-
-    Parameters
-    ----------
-    directory : path-like
-        Folder of images (NIfTI, MHA/MHD, NRRD and the other formats
-        :data:`itk_suits.evaluation.datasets.IMAGE_SUFFIXES` names), sorted
-        by name.
-    label_directory : path-like, optional
-        Folder holding, for every image, a label map of the same name (the
-        file ending may differ, e.g. ``case1.nii.gz`` and ``case1.nrrd``).
-        Files there without an image are ignored.
-
-    Returns
-    -------
-    images : list of str
-    labels : list of str or None
-        Paths, in the order of ``images``; None without ``label_directory``.
-
-    Raises
-    ------
-    InputImageError
-        A folder is missing or holds no image, or an image has no label map.
-    """
-    images = image_files(directory, "image folder")
-    if label_directory is None:
-        return images, None
-    by_name = {file_stem(path): path for path in image_files(label_directory, "label folder")}
-    missing = [os.path.basename(path) for path in images if file_stem(path) not in by_name]
-    if missing:
-        raise _missing_error(os.fspath(label_directory), missing)
-    return images, [by_name[file_stem(path)] for path in images]
-
-
-def _modality_key(value, names: Mapping[str, str], path: str) -> str:
-    """The modality index (as in the file names, e.g. "0") of a name or index."""
-    if value is None:
-        return None
-    text = str(value)
-    if text in names:
-        return text
-    for key, name in names.items():
-        if name == text:
-            return key
-    raise ParameterError(
-        f"{path} has no modality {value!r}; its modalities are "
-        + ", ".join(f"{key} ({name})" for key, name in names.items())
-    )
-
-
-def dataset_json_images(path, fixed=None, moving=None) -> dict:
-    """Training images and label maps of two modalities listed in a Learn2Reg-style ``dataset.json``.
-
-    The ``"training"`` entries (``{"image": ..., "label": ...}``, paths
-    relative to the json's folder) are grouped by modality: the 4-digit index
-    that ends each file name (``AbdomenMRCT_0001_0000.nii.gz`` is modality 0),
-    named by the ``"modality"`` (or nnU-Net's ``"channel_names"``) object
-    (``{"0": "MR", "1": "CT"}``). An entry
-    without ``"label"`` uses the file of the same name in ``labelsTr`` beside
-    ``imagesTr``.
-
-    Parameters
-    ----------
-    path : path-like
-        The json file.
-    fixed, moving : str or int, optional
-        Modality (name or index) of the fixed and of the moving images.
-        Default: the json's ``"registration_direction"``; else, with two
-        modalities, the first fixed and the second moving; with one, that one
-        for both.
-
-    Returns
-    -------
-    dict
-        ``fixed_images``, ``fixed_labels``, ``moving_images``,
-        ``moving_labels`` (lists of paths) and ``modalities`` (``{"fixed":
-        name, "moving": name}``): the keyword arguments of
-        :func:`~itk_suits.training.api.train_features`, e.g.
-        ``train_features(**dataset_json_images(path), out="my_model")``.
-
-    Raises
-    ------
-    InputImageError
-        Missing json, image or label file, or an image without a label map.
-    ParameterError
-        Invalid JSON, no ``"training"`` list, an unknown modality, or more
-        than two modalities and no choice.
-    """
-    dataset = read_dataset_json(path)
-    path = os.fspath(path)
-    entries = dataset.get("training")
-    if not isinstance(entries, list) or not entries:
-        raise ParameterError(f"{path} has no 'training' list of images")
-    root = os.path.dirname(os.path.abspath(path))
-    modality_names = dataset.get("modality") or dataset.get("channel_names") or {}
-    if not isinstance(modality_names, Mapping):
-        raise ParameterError(f"{path}: 'modality' must map modality indices to names, e.g. {{\"0\": \"MR\"}}")
-    names = {str(key): str(value) for key, value in modality_names.items()}
-    groups: dict[str, tuple[list[str], list[str]]] = {}
-    for number, entry in enumerate(entries):
-        if not (isinstance(entry, Mapping) and entry.get("image")):
-            raise ParameterError(f"{path}: training entry {number} needs an 'image' path, got {entry!r}")
-        image = os.path.normpath(os.path.join(root, os.fspath(entry["image"])))
-        label = entry.get("label")
-        label = os.path.normpath(os.path.join(root, os.fspath(label))) if label else companion_file(image, {}, 0)
-        if not os.path.isfile(image):
-            raise InputImageError(f"{path}: training entry {number}: no image file at '{image}'")
-        if label is None:
-            raise InputImageError(
-                f"{path}: training entry {number} ('{image}') names no 'label' and labelsTr holds no file of "
-                "its name; training needs a label map per image"
-            )
-        if not os.path.isfile(label):
-            raise InputImageError(f"{path}: training entry {number}: no label file at '{label}'")
-        match = _MODALITY_SUFFIX.search(file_stem(image))
-        key = str(int(match.group(1))) if match else "0"
-        names.setdefault(key, f"modality {key}")
-        groups.setdefault(key, ([], []))
-        groups[key][0].append(image)
-        groups[key][1].append(label)
-    direction = dataset.get("registration_direction") or {}
-    fixed_key = _modality_key(fixed if fixed is not None else direction.get("fixed"), names, path)
-    moving_key = _modality_key(moving if moving is not None else direction.get("moving"), names, path)
-    present = sorted(groups, key=int)
-    if fixed_key is None or moving_key is None:
-        if len(present) > 2:
-            raise ParameterError(
-                f"{path} has {len(present)} modalities ({', '.join(names[k] for k in present)}); choose the fixed "
-                "and the moving one"
-            )
-        defaults = present if len(present) == 2 else present * 2
-        fixed_key = fixed_key if fixed_key is not None else defaults[0]
-        moving_key = moving_key if moving_key is not None else defaults[1]
-    for key in (fixed_key, moving_key):
-        if key not in groups:
-            raise ParameterError(f"{path} lists no training image of modality {names[key]} (index {key})")
-    return {
-        "fixed_images": list(groups[fixed_key][0]),
-        "fixed_labels": list(groups[fixed_key][1]),
-        "moving_images": list(groups[moving_key][0]),
-        "moving_labels": list(groups[moving_key][1]),
-        "modalities": {"fixed": names[fixed_key], "moving": names[moving_key]},
-    }
 
 
 def _anatomy_crop(label_map: np.ndarray, shape, rng: np.random.Generator) -> np.ndarray:

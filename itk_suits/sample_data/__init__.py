@@ -46,7 +46,7 @@ def data_path(name):
     Parameters
     ----------
     name : str
-        File name inside ``itk_suits/data``, e.g. ``"brainweb_t1.png"``.
+        File name inside ``itk_suits/sample_data``, e.g. ``"brainweb_t1.png"``.
 
     Returns
     -------

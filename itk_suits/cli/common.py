@@ -1,0 +1,92 @@
+"""What the subcommands share: option groups, output checks and printing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+from itk_suits.schedule import (
+    COARSE_SMOOTHNESS,
+    DEFAULT_GRID_SPACINGS,
+    DEFAULT_ITERATIONS,
+    DEFAULT_LEARNING_RATE,
+    FINE_SMOOTHNESS,
+)
+
+PROG = "itk-suits"
+#: Physical axes a slice can be normal to.
+SLICE_AXES = {"x": 0, "y": 1, "z": 2}
+DEVICE_HELP = "'auto' (CUDA when present, default), 'cpu' or 'cuda[:N]'"
+ITERATIONS_HELP = (f"maximum iterations per scale, or one number for all scales "
+                   f"(default: {DEFAULT_ITERATIONS} on every scale)")
+SPACINGS_HELP = ("control-point spacing per scale in fixed voxels (default: "
+                 + " ".join(f"{s:g}" for s in DEFAULT_GRID_SPACINGS) + ")")
+SMOOTHNESS_HELP = (f"smoothness weight per scale, or one for all scales (default: {COARSE_SMOOTHNESS:g} "
+                   f"on the coarse scales, {FINE_SMOOTHNESS:g} on the finest)")
+LEARNING_RATE_HELP = f"grid Adam step in normalised grid units (default: {DEFAULT_LEARNING_RATE:g})"
+
+
+def one_line(error: BaseException) -> str:
+    """One line for an error: its text, for a bare OSError its reason and file, for an
+    ITK/SimpleITK exception its informative last line."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and any("ERROR" in line or "itk::" in line for line in lines):
+        return lines[-1]
+    return " ".join(lines) or type(error).__name__
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every subcommand that runs a registration."""
+    parser.add_argument("--iterations", nargs="+", type=int, metavar="N", help=ITERATIONS_HELP)
+    parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's setting)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def given(arguments: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` given on the command line (the others keep the library defaults)."""
+    values = {name: getattr(arguments, name) for name in names}
+    return {name: tuple(v) if isinstance(v, list) else v for name, v in values.items() if v is not None}
+
+
+def check_output_directory(directory: str, overwrite: bool) -> None:
+    """Refuse before any work when ``directory`` is a file, not writable or, without ``overwrite``, not empty."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise FileExistsError(f"output {directory} is a file, not a directory; choose a directory")
+    if not overwrite and os.path.isdir(directory) and os.listdir(directory):
+        raise FileExistsError(
+            f"output directory {directory} is not empty; pass --overwrite to replace the "
+            "itk-suits files in it, or choose another directory"
+        )
+    check_writable(directory)
+
+
+def check_writable(path: str) -> None:
+    """Refuse before any work when the nearest existing folder of ``path`` cannot be written."""
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write {path}: the folder {folder} is not writable; choose another output")
+
+
+def refuse_existing_file(path: str, overwrite: bool) -> None:
+    """Refuse an existing output file without ``overwrite``, and an output in an unwritable folder."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"output {path} exists; pass --overwrite to replace it, or choose another name")
+    check_writable(os.path.dirname(path) or ".")
+
+
+def print_files(files: dict) -> None:
+    for path in files.values():
+        print(f"wrote {path}")
+
+
+def schedule_line(seconds: float, device: str, iterations: Sequence[int]) -> str:
+    return f"time: {seconds:.1f} s on {device}; iterations per scale: {' '.join(map(str, iterations))}"

@@ -1,0 +1,92 @@
+"""``register()``: the functional face of :class:`~itk_suits.registration.SuitsRegistrationMethod`."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..core import IterationInfo
+from ..schedule import DEFAULT_GRID_SPACINGS, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE
+from .method import IterationEvent, SuitsRegistrationMethod
+from .progress import registration_progress
+from .result import RegistrationResult
+
+__all__ = ["register"]
+
+
+def register(
+    fixed,
+    moving,
+    *,
+    features: str = "mind",
+    fixed_mask=None,
+    initial_transform=None,
+    grid_spacings: Sequence[float] = DEFAULT_GRID_SPACINGS,
+    iterations: Sequence[int] | int = DEFAULT_ITERATIONS,
+    smoothness: Sequence[float] | float | None = None,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    tolerance: float = DEFAULT_TOLERANCE,
+    device: str = "auto",
+    threads: int | None = None,
+    spacing=None,
+    moving_spacing=None,
+    callback: Callable[[IterationInfo], None] | None = None,
+    progress: bool = False,
+) -> RegistrationResult:
+    """Register ``moving`` onto ``fixed`` with SUITS (multi-scale B-spline descent).
+
+    A thin wrapper around :class:`SuitsRegistrationMethod`.
+
+    Parameters
+    ----------
+    fixed, moving : itk.Image, SimpleITK.Image, numpy.ndarray or path
+        Scalar 2D or 3D images (any modality pair). Outputs come back in the
+        library of ``fixed`` (file paths give SimpleITK objects).
+    features : str
+        ``"mind"`` (MIND-SSC, multi-modal, default), ``"intensity"``, a learned
+        model folder, or a ``+``-joined combination such as ``"mind+my_model/"``.
+    fixed_mask : image, optional
+        Non-zero where the descent may look; must lie on the fixed grid.
+    initial_transform : None, "identity", "geometry", "moments", transform or path
+        Pre-alignment, composed into the result (see :class:`RegistrationParameters`).
+    grid_spacings, iterations, smoothness, learning_rate, tolerance
+        The multi-scale schedule (see :class:`RegistrationParameters`).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+    threads : int, optional
+        torch CPU threads while registering (default: one for images under
+        :data:`~itk_suits.registration.SINGLE_THREAD_VOXELS` voxels, torch's setting above).
+    spacing, moving_spacing : sequence of float, optional
+        Spacing (x, y[, z], mm) of numpy inputs.
+    callback : callable, optional
+        Called with an :class:`~itk_suits.core.IterationInfo` every iteration.
+    progress : bool
+        Show progress on stderr: a bar on a terminal, a line per scale otherwise.
+
+    Returns
+    -------
+    RegistrationResult
+        ``warped``, ``transform``, ``displacement_field``, ``warp()``, ``save()``.
+
+    Raises
+    ------
+    InputImageError, PixelTypeError, GeometryError, ParameterError, TransformError
+        For inputs that cannot be registered, with the reason and the fix.
+    ResourceError
+        Not enough memory for these images on this device.
+    RegistrationError
+        The descent produced no finite displacement.
+    """
+    method = SuitsRegistrationMethod.New(
+        fixed, moving, features=features, grid_spacings=grid_spacings, iterations=iterations,
+        smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance,
+        initial_transform=initial_transform, device=device, threads=threads,
+    )
+    if fixed_mask is not None:
+        method.SetFixedMask(fixed_mask)
+    if spacing is not None or moving_spacing is not None:
+        method.SetSpacing(spacing, moving_spacing)
+    if callback is not None:
+        method.AddObserver(IterationEvent, callback)
+    with registration_progress(method, progress):
+        method.Update()
+    return method.GetResult()

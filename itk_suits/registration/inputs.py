@@ -1,0 +1,107 @@
+"""Reading and checking the images of a registration, and handing them to the engine."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..errors import GeometryError, InputImageError
+from ..interop import images as image_io
+
+__all__ = ["read_pair", "read_fixed_mask", "check_size", "field_of_view", "to_tensor"]
+
+#: Voxels of the moving field of view given up at its edge, so that descriptor
+#: patches straddling the edge stay out of the descent.
+FIELD_OF_VIEW_EROSION = 3
+
+
+def read_pair(fixed: Any, moving: Any, spacing=None, moving_spacing=None) -> tuple[sitk.Image, sitk.Image, str]:
+    """Checked float32 fixed and moving images and the library of the caller (``"itk"``, ``"sitk"``, ``"numpy"``).
+
+    Parameters
+    ----------
+    fixed, moving : itk.Image, SimpleITK.Image, numpy.ndarray or path
+        Scalar 2D or 3D images.
+    spacing, moving_spacing : sequence of float, optional
+        Spacing (x, y[, z], mm) of numpy inputs; the moving one defaults to the fixed one.
+
+    Raises
+    ------
+    InputImageError, PixelTypeError, GeometryError
+        Missing, unreadable, non-scalar, empty, constant or non-finite images, or
+        images of different dimensions.
+    """
+    if fixed is None or moving is None:
+        raise InputImageError("set both the fixed and the moving image before Update()")
+    fixed_image, kind = image_io.as_sitk_image(fixed, name="fixed", spacing=spacing)
+    moving_image, _ = image_io.as_sitk_image(
+        moving, name="moving", spacing=moving_spacing if moving_spacing is not None else spacing)
+    if fixed_image.GetDimension() != moving_image.GetDimension():
+        raise GeometryError(
+            f"fixed is {fixed_image.GetDimension()}D but moving is {moving_image.GetDimension()}D: "
+            "register images of the same dimension (extract a slice, or register the volumes)"
+        )
+    image_io.check_intensity_image(fixed_image, "fixed")
+    image_io.check_intensity_image(moving_image, "moving")
+    return sitk.Cast(fixed_image, sitk.sitkFloat32), sitk.Cast(moving_image, sitk.sitkFloat32), kind
+
+
+def read_fixed_mask(mask: Any, fixed: sitk.Image, spacing=None) -> sitk.Image | None:
+    """The fixed mask as float32 0/1 on the fixed grid (``None`` stays ``None``).
+
+    Raises
+    ------
+    GeometryError
+        The mask is not on the fixed grid.
+    InputImageError
+        The mask has no non-zero voxel.
+    """
+    if mask is None:
+        return None
+    image, _ = image_io.as_sitk_image(mask, name="fixed_mask", spacing=spacing)
+    image_io.check_same_grid(fixed, image, "fixed", "fixed_mask")
+    image = sitk.Cast(image != 0, sitk.sitkFloat32)
+    if sitk.GetArrayViewFromImage(image).max() == 0:
+        raise InputImageError("fixed_mask is empty (no non-zero voxel): nothing to register")
+    return image
+
+
+def check_size(fixed: sitk.Image, spacings: Sequence[float]) -> None:
+    """Refuse a fixed image smaller than the coarsest control spacing along an axis.
+
+    Raises
+    ------
+    InputImageError
+        With the image size, the spacing and grid spacings that would fit.
+    """
+    coarsest = max(spacings)
+    if any(n < coarsest for n in fixed.GetSize()):
+        raise InputImageError(
+            f"fixed image size {fixed.GetSize()} is smaller than the coarsest control-point spacing "
+            f"({coarsest:g} voxels) along an axis: pass smaller grid_spacings, e.g. "
+            f"grid_spacings=({max(2, min(fixed.GetSize()) // 2)}, ...)"
+        )
+
+
+def field_of_view(moving: sitk.Image, fixed: sitk.Image, initial: sitk.Transform | None) -> sitk.Image | None:
+    """Where the moving image, resampled onto the fixed grid, has real data (float32 0/1).
+
+    Eroded by :data:`FIELD_OF_VIEW_EROSION` voxels; ``None`` when that is everywhere.
+    """
+    ones = sitk.Image(moving.GetSize(), sitk.sitkFloat32) + 1.0
+    ones.CopyInformation(moving)
+    covered = image_io.resample(ones, fixed, initial, "nearest") > 0.5
+    radius = [FIELD_OF_VIEW_EROSION] * fixed.GetDimension()
+    covered = sitk.BinaryErode(covered, radius, sitk.sitkBox, 0, 1, False)
+    if sitk.GetArrayViewFromImage(covered).min() == 1:
+        return None
+    return sitk.Cast(covered, sitk.sitkFloat32)
+
+
+def to_tensor(image: sitk.Image, device: torch.device) -> torch.Tensor:
+    """A scalar image as a float32 tensor ``[1, 1, *array shape]`` on ``device``."""
+    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    return torch.from_numpy(array)[None, None].to(device)

@@ -1,0 +1,274 @@
+"""The ITK-style registration object: ``New()``, ``Set...``, observers, ``Update()``, ``Get...``.
+
+The path of one registration: the inputs are read once into SimpleITK images
+that keep their geometry; the moving image is resampled onto the fixed grid
+with the initial transform (identity, image centres, moments, or any
+ITK/SimpleITK transform); features are computed; the multi-scale B-spline
+descent estimates a voxel displacement on the fixed grid; it becomes a
+displacement field in millimetres and a ``DisplacementFieldTransform`` of the
+caller's library, composed with the initial transform.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..core import DescentSettings, EarlyStopping, MultiScaleDescent, resolve_device
+from ..errors import ParameterError, RegistrationError
+from ..features import get_feature_extractor
+from ..interop import images as image_io
+from ..interop import transforms as transform_io
+from . import inputs, resources
+from .parameters import SINGLE_THREAD_VOXELS, RegistrationParameters
+from .result import RegistrationResult, compose
+
+__all__ = ["SuitsRegistrationMethod", "IterationEvent", "ScaleEvent", "EndEvent"]
+
+
+class IterationEvent:
+    """Observer event after every descent iteration; callbacks get an :class:`~itk_suits.core.IterationInfo`."""
+
+
+class ScaleEvent:
+    """Observer event when a scale ends; callbacks get that scale's log entry (a dict)."""
+
+
+class EndEvent:
+    """Observer event when ``Update()`` finishes; callbacks get the :class:`RegistrationResult`."""
+
+
+_EVENTS = (IterationEvent, ScaleEvent, EndEvent)
+
+
+class SuitsRegistrationMethod:
+    """ITK-style SUITS registration object.
+
+    Parameters
+    ----------
+    fixed, moving : itk.Image, SimpleITK.Image, numpy.ndarray or path, optional
+        The images (also settable with :meth:`SetFixedImage`, :meth:`SetMovingImage`).
+    **parameters
+        Any field of :class:`RegistrationParameters`.
+
+    Examples
+    --------
+    >>> method = SuitsRegistrationMethod.New(fixed, moving)      # doctest: +SKIP
+    >>> method.SetFeatures("mind")                               # doctest: +SKIP
+    >>> method.AddObserver(IterationEvent, lambda info: None)    # doctest: +SKIP
+    >>> method.Update()                                          # doctest: +SKIP
+    >>> warped, transform = method.GetOutput(), method.GetTransform()  # doctest: +SKIP
+    """
+
+    def __init__(self, fixed=None, moving=None, **parameters) -> None:
+        self._fixed = fixed
+        self._moving = moving
+        self._fixed_mask = None
+        self._spacing = None
+        self._moving_spacing = None
+        try:
+            self._parameters = RegistrationParameters(**parameters)
+        except TypeError as error:
+            raise ParameterError(f"{error}; the parameters are {list(RegistrationParameters.__dataclass_fields__)}") \
+                from None
+        self._observers: dict[int, tuple[type, Callable]] = {}
+        self._next_tag = 0
+        self._result: RegistrationResult | None = None
+
+    @classmethod
+    def New(cls, fixed=None, moving=None, **parameters) -> "SuitsRegistrationMethod":
+        """Create a registration method, optionally with its images and parameters."""
+        return cls(fixed, moving, **parameters)
+
+    # --- inputs -----------------------------------------------------------------
+    def SetFixedImage(self, image) -> None:
+        self._fixed = image
+        self._result = None
+
+    def SetMovingImage(self, image) -> None:
+        self._moving = image
+        self._result = None
+
+    def SetFixedMask(self, mask) -> None:
+        """Restrict the descent to the non-zero voxels of a mask on the fixed grid."""
+        self._fixed_mask = mask
+        self._result = None
+
+    def SetSpacing(self, spacing, moving_spacing=None) -> None:
+        """Spacing (x, y[, z] order, mm) of numpy inputs; the moving one defaults to the fixed one."""
+        self._spacing = spacing
+        self._moving_spacing = moving_spacing
+        self._result = None
+
+    def _set(self, **change) -> None:
+        self._parameters = replace(self._parameters, **change)
+        self._result = None
+
+    def SetInitialTransform(self, transform) -> None:
+        self._set(initial_transform=transform)
+
+    def SetFeatures(self, features: str) -> None:
+        self._set(features=features)
+
+    def SetGridSpacings(self, spacings: Sequence[float]) -> None:
+        self._set(grid_spacings=spacings)
+
+    def SetNumberOfIterations(self, iterations: Sequence[int]) -> None:
+        self._set(iterations=iterations)
+
+    def SetSmoothnessWeights(self, weights: Sequence[float]) -> None:
+        self._set(smoothness=weights)
+
+    def SetLearningRate(self, learning_rate: float) -> None:
+        self._set(learning_rate=learning_rate)
+
+    def SetTolerance(self, tolerance: float) -> None:
+        self._set(tolerance=tolerance)
+
+    def SetDevice(self, device: str) -> None:
+        self._set(device=device)
+
+    def SetNumberOfThreads(self, threads: int | None) -> None:
+        self._set(threads=threads)
+
+    def GetParameters(self) -> RegistrationParameters:
+        return self._parameters
+
+    # --- observers --------------------------------------------------------------
+    def AddObserver(self, event: type, callback: Callable) -> int:
+        """Call ``callback`` on ``event`` (:class:`IterationEvent`, :class:`ScaleEvent`, :class:`EndEvent`).
+
+        Returns
+        -------
+        int
+            A tag for :meth:`RemoveObserver`.
+        """
+        if event not in _EVENTS:
+            raise ParameterError(f"unknown event {event!r}; use one of {[e.__name__ for e in _EVENTS]}")
+        if not callable(callback):
+            raise ParameterError("callback must be callable")
+        tag = self._next_tag
+        self._observers[tag] = (event, callback)
+        self._next_tag += 1
+        return tag
+
+    def RemoveObserver(self, tag: int) -> None:
+        self._observers.pop(tag, None)
+
+    def _invoke(self, event: type, payload) -> None:
+        for kind, callback in list(self._observers.values()):
+            if kind is event:
+                callback(payload)
+
+    # --- outputs ----------------------------------------------------------------
+    def GetResult(self) -> RegistrationResult:
+        if self._result is None:
+            raise ParameterError("no result yet: call Update() first")
+        return self._result
+
+    def GetOutput(self):
+        """The warped moving image (in the caller's library)."""
+        return self.GetResult().warped
+
+    def GetTransform(self):
+        """The fixed-to-moving transform (in the caller's library)."""
+        return self.GetResult().transform
+
+    def GetDisplacementField(self):
+        """The displacement field in millimetres on the fixed grid."""
+        return self.GetResult().displacement_field
+
+    # --- the work -----------------------------------------------------------------
+    def Update(self) -> None:
+        """Run the registration (a no-op when nothing changed since the last run).
+
+        Raises
+        ------
+        InputImageError, PixelTypeError, GeometryError, ParameterError, TransformError
+            Inputs or parameters that cannot be registered, before any work.
+        ResourceError
+            The registration cannot fit in memory (checked before, and caught during the run).
+        RegistrationError
+            The descent produced a non-finite displacement.
+        """
+        if self._result is not None:
+            return
+        start = time.perf_counter()
+        parameters = self._parameters.validated()
+        fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
+        mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
+        extractor = get_feature_extractor(parameters.features)
+        inputs.check_size(fixed, parameters.grid_spacings)
+        device = resolve_device(parameters.device)
+        channels = extractor.channels(fixed.GetDimension())
+        resources.check_memory(fixed.GetSize(), channels, device)
+        initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
+        # the moving image on the fixed grid, extended by its edge values, and where it has data
+        moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
+        moving_mask = inputs.field_of_view(moving, fixed, initial)
+
+        threads = parameters.threads
+        if threads is None:
+            threads = resources.default_threads(int(np.prod(fixed.GetSize())), device, SINGLE_THREAD_VOXELS)
+        with resources.torch_threads(threads), torch.no_grad(), \
+                resources.out_of_memory_guard(fixed.GetSize(), channels, device):
+            descent = MultiScaleDescent(
+                extractor(inputs.to_tensor(fixed, device), role="fixed"),
+                extractor(inputs.to_tensor(moving_on_fixed, device), role="moving"),
+                parameters.schedule(),
+                DescentSettings(learning_rate=parameters.learning_rate),
+                EarlyStopping(tolerance=parameters.tolerance),
+                fixed_mask=None if mask is None else inputs.to_tensor(mask, device),
+                moving_mask=None if moving_mask is None else inputs.to_tensor(moving_mask, device),
+                callback=lambda info: self._invoke(IterationEvent, info),
+                scale_callback=lambda entry: self._invoke(ScaleEvent, entry),
+            )
+            displacement = descent.run()[0]
+            if not bool(torch.isfinite(displacement).all()):
+                raise RegistrationError(
+                    f"the descent produced a non-finite displacement with features={parameters.features!r}: "
+                    "check that the feature model describes these images (e.g. extract_features), or use "
+                    "features='mind'"
+                )
+            displacement = displacement.cpu().numpy().astype(np.float64)
+            control_grid = descent.coefficients[0].cpu().numpy().astype(np.float64)
+
+        field_image = transform_io.displacement_field_from_index(displacement, fixed)
+        sitk_transform = compose(initial, transform_io.displacement_field_transform(field_image, "sitk"), "sitk")
+        if kind == "itk":
+            initial_out = None if initial is None else _initial_for_itk(parameters.initial_transform, initial)
+            transform = compose(initial_out, transform_io.displacement_field_transform(field_image, "itk"), "itk")
+        else:
+            transform = sitk_transform
+        warped = image_io.resample(moving, fixed, sitk_transform, "linear")
+        self._result = RegistrationResult(
+            warped=image_io.to_kind(warped, kind),
+            transform=transform,
+            displacement_field=image_io.to_kind(field_image, kind),
+            log=descent.log,
+            seconds=time.perf_counter() - start,
+            device=str(device),
+            kind=kind,
+            parameters=parameters,
+            fixed_image=fixed,
+            moving_image=moving,
+            moving_on_fixed=moving_on_fixed,
+            sitk_transform=sitk_transform,
+            index_displacement=displacement,
+            control_grid=control_grid,
+            control_spacing=descent.grid_spacing,
+            initial_transform=initial,
+        )
+        self._invoke(EndEvent, self._result)
+
+
+def _initial_for_itk(given, initial: sitk.Transform):
+    """The user's own itk transform when one was given, else the computed one converted."""
+    if type(given).__module__.startswith("itk"):
+        return given
+    return transform_io.to_itk_transform(initial)

@@ -1,0 +1,114 @@
+"""The parameters of one registration, their defaults and their validation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..checks import checked_number
+from ..schedule import (
+    DEFAULT_GRID_SPACINGS,
+    DEFAULT_ITERATIONS,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_TOLERANCE,
+    Scale,
+    build_schedule,
+    checked_learning_rate,
+    checked_tolerance,
+)
+
+__all__ = ["RegistrationParameters", "SINGLE_THREAD_VOXELS"]
+
+#: Images with fewer voxels run on one CPU thread unless ``threads`` is given.
+SINGLE_THREAD_VOXELS = 2**18
+#: More torch threads than this is a typo, not a setting.
+_MAX_THREADS = 4096
+
+
+@dataclass(frozen=True)
+class RegistrationParameters:
+    """Everything that controls one SUITS registration.
+
+    Attributes
+    ----------
+    features : str
+        Feature extractor: ``"mind"`` (MIND-SSC), ``"intensity"`` (normalised
+        intensities, mono-modal only), a learned model folder, or several joined
+        with ``+`` (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
+    grid_spacings : float or tuple of float
+        Control-point spacing of each scale in fixed-image voxels, coarse to fine,
+        at least 2 (default :data:`~itk_suits.schedule.DEFAULT_GRID_SPACINGS`).
+    iterations : int or tuple of int
+        Maximum iterations per scale, or one number for all
+        (default :data:`~itk_suits.schedule.DEFAULT_ITERATIONS`).
+    smoothness : float, tuple of float or None
+        Smoothness penalty weight per scale (see :mod:`itk_suits.core.optimizer`);
+        ``None``: :data:`~itk_suits.schedule.COARSE_SMOOTHNESS` on every scale but
+        the finest, :data:`~itk_suits.schedule.FINE_SMOOTHNESS` on the finest.
+    learning_rate : float
+        Grid optimizer step in normalised [-1, 1] grid units, in (0, 0.5].
+    tolerance : float
+        Early stopping: a scale ends when control points move less than this
+        fraction of the full Adam step per iteration (``0`` runs every
+        iteration), in [0, 1].
+    initial_transform : None, str or transform
+        ``None``/``"identity"``, ``"geometry"`` (image centres), ``"moments"``
+        (centres of mass), an itk or SimpleITK transform (e.g. an elastix affine
+        converted to ITK) or a transform file path. It maps fixed to moving
+        physical points and is composed into the result.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda[:N]"``.
+    threads : int or None
+        CPU threads for torch during the registration. ``None``: one thread for
+        images under :data:`SINGLE_THREAD_VOXELS` voxels (small tensor operations
+        gain nothing from threads, and a busy machine makes extra threads
+        dramatically slower), torch's own setting for larger ones.
+    """
+
+    features: Any = "mind"
+    grid_spacings: Any = DEFAULT_GRID_SPACINGS
+    iterations: Any = DEFAULT_ITERATIONS
+    smoothness: Any = None
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    tolerance: float = DEFAULT_TOLERANCE
+    initial_transform: Any = None
+    device: Any = "auto"
+    threads: int | None = None
+
+    def validated(self) -> "RegistrationParameters":
+        """A copy with every setting checked and the schedule as tuples, one value per scale.
+
+        Raises
+        ------
+        ParameterError
+            Naming the first number that is not finite, not in its range or not a
+            number. ``features`` and ``device`` are checked where they are
+            resolved (:func:`~itk_suits.features.get_feature_extractor`,
+            :func:`~itk_suits.core.resolve_device`).
+        """
+        schedule = build_schedule(self.grid_spacings, self.iterations, self.smoothness)
+        threads = None if self.threads is None else checked_number(
+            self.threads, "threads", 1, _MAX_THREADS, integer=True)
+        return replace(
+            self,
+            grid_spacings=tuple(s.grid_spacing for s in schedule),
+            iterations=tuple(s.iterations for s in schedule),
+            smoothness=tuple(s.smoothness for s in schedule),
+            learning_rate=checked_learning_rate(self.learning_rate),
+            tolerance=checked_tolerance(self.tolerance),
+            threads=threads,
+        )
+
+    def schedule(self) -> list[Scale]:
+        """The multi-scale schedule of the descent (of validated parameters)."""
+        return [Scale(s, n, w) for s, n, w in zip(self.grid_spacings, self.iterations, self.smoothness)]
+
+    def to_dict(self) -> dict:
+        """JSON-ready values; objects (transforms, extractors) are named by their type."""
+        values = asdict(self)
+        for name, value in values.items():
+            if not (value is None or isinstance(value, (str, int, float, tuple, list))):
+                values[name] = f"<{type(value).__module__}.{type(value).__name__}>"
+            elif isinstance(value, tuple):
+                values[name] = list(value)
+        return values

@@ -1,0 +1,121 @@
+"""The multi-scale schedule and its defaults: the one place they are written.
+
+Registration, feature training and the command line all take their grid
+spacings, iterations, smoothness weights, learning rate and early-stopping
+tolerance from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .checks import checked_number, per_scale
+
+__all__ = [
+    "Scale",
+    "DEFAULT_GRID_SPACINGS",
+    "DEFAULT_ITERATIONS",
+    "COARSE_SMOOTHNESS",
+    "FINE_SMOOTHNESS",
+    "DEFAULT_LEARNING_RATE",
+    "DEFAULT_TOLERANCE",
+    "default_smoothness",
+    "build_schedule",
+    "checked_learning_rate",
+    "checked_tolerance",
+]
+
+#: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
+DEFAULT_GRID_SPACINGS = (20.0, 10.0, 7.0)
+#: Maximum descent iterations per scale (the paper's).
+DEFAULT_ITERATIONS = 300
+#: Smoothness weights of the coarse scales and of the finest one, calibrated on
+#: development pairs (README, "Smoothness penalty"): below them folding
+#: appears, above them accuracy drops slowly. The paper's 1:2 ratio.
+COARSE_SMOOTHNESS = 0.2
+FINE_SMOOTHNESS = 0.4
+#: Grid Adam step in normalised [-1, 1] grid units (the paper's).
+DEFAULT_LEARNING_RATE = 0.005
+#: Early stopping: a scale ends when control points move less than this
+#: fraction of Adam's full step per iteration.
+DEFAULT_TOLERANCE = 0.1
+
+# Sanity limits: beyond them a value is a typo, not a setting.
+_MAX_SPACING = 10_000.0
+_MAX_ITERATIONS = 1_000_000
+_MAX_SMOOTHNESS = 1_000.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One stage of the multi-scale schedule.
+
+    Attributes
+    ----------
+    grid_spacing : float
+        Control-point spacing in full-resolution voxels.
+    iterations : int
+        Maximum number of descent iterations.
+    smoothness : float
+        Weight ``w`` of the smoothness penalty (dimensionless: penalty gradient
+        in voxels per voxel of deviation).
+    resolution : tuple of int or None
+        Downsampling factor of the working level per axis (array order);
+        ``None`` picks about five working voxels per control spacing.
+    """
+
+    grid_spacing: float
+    iterations: int
+    smoothness: float
+    resolution: tuple[int, ...] | None = None
+
+
+def default_smoothness(scales: int) -> tuple[float, ...]:
+    """:data:`COARSE_SMOOTHNESS` on every scale but the finest, :data:`FINE_SMOOTHNESS` on the finest."""
+    return (COARSE_SMOOTHNESS,) * (scales - 1) + (FINE_SMOOTHNESS,)
+
+
+def build_schedule(
+    grid_spacings: float | Sequence[float] | None = None,
+    iterations: int | Sequence[int] | None = None,
+    smoothness: float | Sequence[float] | None = None,
+) -> tuple[Scale, ...]:
+    """The checked schedule; ``None`` takes the default of that setting.
+
+    Parameters
+    ----------
+    grid_spacings : float or sequence of float, optional
+        Control-point spacing per scale in fixed voxels, at least 2; the number
+        of scales (default :data:`DEFAULT_GRID_SPACINGS`).
+    iterations : int or sequence of int, optional
+        Maximum iterations per scale, or one number for all
+        (default :data:`DEFAULT_ITERATIONS`).
+    smoothness : float or sequence of float, optional
+        Smoothness weight per scale, or one for all (default
+        :func:`default_smoothness`).
+
+    Raises
+    ------
+    ParameterError
+        A value that is not a finite number in range, or a count that does not
+        match the number of scales.
+    """
+    spacings = per_scale(DEFAULT_GRID_SPACINGS if grid_spacings is None else grid_spacings,
+                         "grid_spacings", None, minimum=2, maximum=_MAX_SPACING)
+    count = len(spacings)
+    counts = per_scale(DEFAULT_ITERATIONS if iterations is None else iterations, "iterations", count,
+                       minimum=0, maximum=_MAX_ITERATIONS, integer=True)
+    weights = per_scale(default_smoothness(count) if smoothness is None else smoothness, "smoothness", count,
+                        minimum=0, maximum=_MAX_SMOOTHNESS)
+    return tuple(Scale(float(s), int(n), float(w)) for s, n, w in zip(spacings, counts, weights))
+
+
+def checked_learning_rate(value) -> float:
+    """A grid Adam step in normalised grid units: positive and at most 0.5 (a quarter of the image per step)."""
+    return checked_number(value, "learning_rate", 0, 0.5, above=True)
+
+
+def checked_tolerance(value) -> float:
+    """An early-stopping tolerance: a fraction of Adam's full step in [0, 1]."""
+    return checked_number(value, "tolerance", 0, 1)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 
@@ -26,6 +27,22 @@ def phantom(shape, seed=0, blobs=12, smooth=True):
 def remap_nonmonotonic(image):
     """A non-monotonic intensity remapping (a 'different modality' of the same anatomy)."""
     return np.sin(3.0 * np.pi * image) ** 2 + 0.3 * image
+
+
+def voxel_points(image):
+    """Physical points of every voxel of a SimpleITK image: ``(N, ndim)`` in mm,
+    (x, y[, z]) components, voxels in array order (x index fastest), so row ``i``
+    matches row ``i`` of ``sitk.GetArrayFromImage(field).reshape(-1, ndim)``."""
+    ndim = image.GetDimension()
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in reversed(image.GetSize())], indexing="ij"), axis=-1)
+    index_xyz = index.reshape(-1, ndim)[:, ::-1]
+    to_physical = np.reshape(image.GetDirection(), (ndim, ndim)) @ np.diag(image.GetSpacing())
+    return index_xyz @ to_physical.T + np.asarray(image.GetOrigin())
+
+
+def itk_mapped_points(transform, points):
+    """Images of ``points`` (``(N, ndim)``, mm) under an itk transform, ``(N, ndim)`` in mm."""
+    return np.array([tuple(transform.TransformPoint(point)) for point in points.tolist()])
 
 
 @pytest.fixture(autouse=True)

@@ -32,6 +32,10 @@ _CENTRING = {
 }
 INITIAL_METHODS = ("identity",) + tuple(_CENTRING)
 
+# Zero control points added on each side of every axis of an exported B-spline
+# grid, so that the image lies strictly inside ITK's transform domain.
+BSPLINE_DOMAIN_PADDING = 1
+
 
 def is_itk_transform(obj: Any) -> bool:
     """Whether ``obj`` is an itk transform, decided without importing ``itk``."""
@@ -165,43 +169,68 @@ def displacement_field_from_index(u_index: np.ndarray, reference: sitk.Image) ->
 def bspline_transform_from_index(coefficients: np.ndarray, grid_spacing, reference: sitk.Image) -> sitk.BSplineTransform:
     """The exact cubic ``BSplineTransform`` of a control grid in voxel units.
 
-    The package's control point ``k`` sits at voxel ``(k - 1) * s`` of the
-    reference grid, exactly where ITK's cubic B-spline transform puts it for a
-    transform domain starting at the reference origin and spanning
-    ``(n - 3) * s`` voxels; ITK's kernel is the same cardinal cubic B-spline, so
-    the transform reproduces the dense field everywhere in the image.
+    The package's control point ``k`` of an axis sits at voxel ``(k - 1) * s``
+    of the reference grid (see :mod:`itk_suits.core.bspline`). ITK's cubic
+    B-spline transform puts its control point ``j`` at ``(j - 1)`` grid
+    spacings from the transform domain origin along the domain direction, uses
+    the same cardinal cubic B-spline kernel, and gives zero displacement to
+    points outside its domain (continuous control index outside ``[1, n - 2)``
+    for ``n`` control points per axis).
+
+    A domain spanning exactly the control grid would start on the first slice,
+    row and column of voxels (and, for some non-integer ``s``, end on the
+    last), where rounding on oblique grids puts some voxels outside. The grid is therefore padded with
+    ``BSPLINE_DOMAIN_PADDING`` zero control points on both sides of every axis
+    and the domain origin moved back by as many control spacings: every voxel
+    of the reference grid then lies at least that many control spacings inside
+    the domain on every side, for any direction matrix. The control points keep
+    their positions and a zero coefficient adds nothing, so the transform is
+    the package's spline everywhere in the image extent.
 
     Parameters
     ----------
     coefficients : numpy.ndarray
-        ``(ndim, *control grid shape)``, components (x, y[, z]) in voxels, grid in
-        array order.
+        Shape ``(ndim, *control grid shape)``: components (x, y[, z]) in voxels
+        of ``reference``, control grid axes in array order ([z,] y, x).
     grid_spacing : sequence of float
-        Control-point spacing in voxels, array order.
+        Control-point spacing ``s`` per axis in voxels of ``reference``, array order.
     reference : SimpleITK.Image
         The fixed image.
 
     Returns
     -------
     SimpleITK.BSplineTransform
-        Order 3, coefficients in mm along ITK's (x, y[, z]) axes.
+        Order 3, with ``n + 2 * BSPLINE_DOMAIN_PADDING`` control points along an
+        axis that has ``n`` in ``coefficients`` (mesh size three fewer). The
+        domain has ``reference``'s direction, starts ``BSPLINE_DOMAIN_PADDING``
+        control spacings before voxel 0 and measures ``mesh size * s * voxel
+        spacing`` mm along each axis; coefficients are in mm along ITK's
+        (x, y[, z]) axes.
+
+    Raises
+    ------
+    GeometryError
+        ``coefficients`` is not a ``(ndim, ...)`` grid of ``reference``'s dimension.
     """
     ndim = reference.GetDimension()
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if coefficients.ndim != ndim + 1 or coefficients.shape[0] != ndim:
         raise GeometryError(f"control grid of shape {coefficients.shape} does not fit a {ndim}D reference")
-    spacing_xyz = np.asarray(grid_spacing, dtype=np.float64)[::-1]
-    points_xyz = np.asarray(coefficients.shape[1:][::-1])
-    mesh = points_xyz - 3
-    physical = np.einsum("ij,j...->i...", _index_to_physical(reference), coefficients)
+    pad = BSPLINE_DOMAIN_PADDING
+    padded = np.pad(coefficients, [(0, 0)] + [(pad, pad)] * ndim)
+    to_physical = _index_to_physical(reference)
+    control_spacing_xyz = np.asarray(grid_spacing, dtype=np.float64)[::-1]  # voxels
+    mesh = np.asarray(padded.shape[1:][::-1]) - 3
+    origin = np.asarray(reference.GetOrigin()) - to_physical @ (pad * control_spacing_xyz)
     transform = sitk.BSplineTransform(ndim, 3)
-    transform.SetTransformDomainOrigin(reference.GetOrigin())
+    transform.SetTransformDomainOrigin(origin.tolist())
     transform.SetTransformDomainDirection(reference.GetDirection())
     transform.SetTransformDomainPhysicalDimensions(
-        [float(m * s * v) for m, s, v in zip(mesh, spacing_xyz, reference.GetSpacing())])
-    transform.SetTransformDomainMeshSize([int(m) for m in mesh])
+        (mesh * control_spacing_xyz * np.asarray(reference.GetSpacing())).tolist())
+    transform.SetTransformDomainMeshSize(mesh.tolist())
     # parameters: every x coefficient (x index fastest), then every y, then z
-    transform.SetParameters(tuple(np.concatenate([component.ravel() for component in physical])))
+    physical = np.einsum("ij,j...->i...", to_physical, padded)
+    transform.SetParameters(physical.ravel().tolist())
     return transform
 
 

@@ -273,7 +273,7 @@ def test_unknown_names_and_missing_pretrained_model_are_clear_errors(tmp_path):
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
-def test_the_shipped_models_match_their_cards_and_register_with_extract_features(ndim):
+def test_the_shipped_models_match_their_cards_keep_geometry_and_keep_identity(ndim):
     folder = pretrained_model_dir(ndim)
     card = read_model_card(folder)
     verify_model_files(folder, card)  # checksums of the ONNX files
@@ -284,6 +284,9 @@ def test_the_shipped_models_match_their_cards_and_register_with_extract_features
     features = itk_suits.extract_features(image, model="pretrained", role="fixed")
     assert features.GetNumberOfComponentsPerPixel() == card.channels
     assert features.GetSpacing() == image.GetSpacing()
+    result = itk_suits.register(image, image, features="pretrained", grid_spacings=(8,), iterations=30)
+    field = sitk.GetArrayFromImage(result.displacement_field)
+    assert np.abs(field).max() < 0.1 * min(image.GetSpacing())  # identity stays identity (mm)
 
 
 def test_pretrained_lookup_picks_the_shipped_model_of_the_image_dimension(model_2d, model_3d, tmp_path):

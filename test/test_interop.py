@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import itk_suits
 from itk_suits.errors import (
     GeometryError,
     InputImageError,
     ParameterError,
     PixelTypeError,
-    SuitsError,
     TransformError,
 )
 from itk_suits.interop import (
@@ -369,9 +369,19 @@ def test_sitk_and_numpy_users_never_import_itk():
     assert result.returncode == 0, result.stderr
 
 
-def test_all_errors_are_suits_errors():
-    for error in (InputImageError, PixelTypeError, GeometryError, ParameterError, TransformError):
-        assert issubclass(error, SuitsError)
+def test_the_package_raises_no_bare_builtin_errors_on_purpose():
+    """Every ``raise`` of a built-in error type in the package would escape ``except SuitsError``."""
+    import ast
+    import pathlib
+
+    builtin = {"ValueError", "TypeError", "RuntimeError", "KeyError", "IndexError", "Exception", "AssertionError"}
+    offenders = []
+    for path in pathlib.Path(itk_suits.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                    and isinstance(node.exc.func, ast.Name) and node.exc.func.id in builtin:
+                offenders.append(f"{path.name}:{node.lineno} raises {node.exc.func.id}")
+    assert not offenders, offenders
 
 
 # ---------------------------------------------------------------- displacement fields

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import re
 
 import numpy as np
@@ -11,9 +12,10 @@ import SimpleITK as sitk
 from itk_suits import __version__
 from itk_suits.cli import build_parser, main
 from itk_suits.demo import known_deformation
+from itk_suits.schedule import DEFAULT_GRID_SPACINGS
 
 FAST = ["--iterations", "20", "20", "20", "--quiet"]
-SAVED_FILES = ("warped.nii.gz", "displacement.nii.gz", "transform.h5", "checkerboard.png")
+SAVED_FILES = ("warped.nii.gz", "displacement.nii.gz", "transform.h5", "checkerboard.png", "parameters.json")
 
 
 def _blobs(shape, spacing, origin=None, centre_shift=(0.0, 0.0, 0.0)):
@@ -90,6 +92,15 @@ def test_register_writes_a_transform_that_reproduces_the_warped_image(image_file
     assert np.abs(difference).max() < 1e-3
     displacement = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "displacement.nii.gz")))
     assert np.abs(displacement).max() > 0.1  # the registration moved something
+
+    record = json.loads((out / "parameters.json").read_text())
+    assert record["itk_suits_version"] == __version__
+    assert record["parameters"]["iterations"] == [20, 20, 20]
+    assert record["parameters"]["grid_spacings"] == list(DEFAULT_GRID_SPACINGS)
+    assert [entry["iterations"] for entry in record["log"]] == [int(v) for v in re.search(
+        r"iterations per scale: ([\d ]+)", printed).group(1).split()]
+    assert record["fixed"]["spacing"] == pytest.approx(list(fixed.GetSpacing()))
+    assert record["fixed"]["direction"] == pytest.approx(list(fixed.GetDirection()))
 
 
 def test_register_refuses_to_overwrite_without_the_flag(image_files, tmp_path, capsys):

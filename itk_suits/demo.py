@@ -18,6 +18,7 @@ import torch
 
 from itk_suits.core import invert_displacement, random_smooth_displacement, warp
 from itk_suits.sample_data import demo_pair
+from itk_suits.schedule import DEFAULT_ITERATIONS
 
 __all__ = ["known_deformation", "run_demo"]
 
@@ -76,7 +77,7 @@ def known_deformation(
 def run_demo(
     output_dir,
     *,
-    iterations: Sequence[int] = (300, 300, 300),
+    iterations: int | Sequence[int] = DEFAULT_ITERATIONS,
     device: str = "auto",
     threads: int | None = None,
     overwrite: bool = False,
@@ -92,8 +93,8 @@ def run_demo(
     ----------
     output_dir : str or os.PathLike
         Directory for the :meth:`RegistrationResult.save` files and ``demo.png``.
-    iterations : sequence of int
-        Maximum iterations per scale.
+    iterations : int or sequence of int
+        Maximum iterations per scale, or one number for all.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
     threads : int, optional

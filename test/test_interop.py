@@ -555,6 +555,28 @@ def test_compose_applies_the_deformable_part_first(kind):
     np.testing.assert_allclose(list(compose(None, shift, kind).TransformPoint(point)), (6.0, 2.0), atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["sitk", "itk"])
+def test_composing_with_a_composite_initial_transform_can_be_written_and_read_back(kind, tmp_path):
+    reference = _sitk_image(3, (0.7, 1.3, 2.5), (1.0, -2.0, 3.0), _rotation(3, 30))
+    field = displacement_field_from_index(_random_index_displacement(3), reference)
+    initial = sitk.CompositeTransform([sitk.TranslationTransform(3, (2.0, -1.0, 0.5)),
+                                       sitk.Euler3DTransform((0.0, 0.0, 0.0), 0.1, -0.2, 0.3)])
+    if kind == "itk":
+        initial = to_itk_transform(initial)  # itk composite, as elastix's ConvertToItkTransform gives
+    composite = compose(initial, displacement_field_transform(field, kind), kind)
+    path = tmp_path / "composed.h5"
+    if kind == "itk":
+        itk.transformwrite([composite], str(path))
+        again = itk.transformread(str(path))[0]
+    else:
+        sitk.WriteTransform(composite, str(path))
+        again = sitk.ReadTransform(str(path))
+    for index in ([0, 0, 0], [3.3, 4.1, 2.2], [7, 1, 5]):
+        point = reference.TransformContinuousIndexToPhysicalPoint(index)
+        np.testing.assert_allclose(list(again.TransformPoint(point)), list(composite.TransformPoint(point)),
+                                   atol=1e-9)
+
+
 def test_compose_accepts_itk_parts_and_checks_dimensions():
     reference = _sitk_image(3, (0.7, 1.3, 2.5), (0.0, 0.0, 0.0), _rotation(3, 30))
     field = displacement_field_from_index(_random_index_displacement(3), reference)

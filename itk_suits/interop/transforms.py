@@ -298,6 +298,10 @@ def displacement_field_transform(field: sitk.Image, kind: str) -> Any:
 def compose(initial: Any, deformable: Any, kind: str) -> Any:
     """Composite transform ``T(x) = initial(deformable(x))``: the deformable part acts first.
 
+    Composite parts (e.g. an elastix result from ``ConvertToItkTransform``) are
+    flattened into one queue, so the result can be written to a transform file
+    (ITK writes a composite transform only as the first transform of a file).
+
     Parameters
     ----------
     initial : SimpleITK.Transform, itk transform or None
@@ -323,7 +327,9 @@ def compose(initial: Any, deformable: Any, kind: str) -> Any:
     parts = [("initial", initial), ("deformable", deformable)]
     parts = [(name, part) for name, part in parts if part is not None]
     if kind != "itk":
-        return sitk.CompositeTransform([as_sitk_transform(part, ndim, name) for name, part in parts])
+        composite = sitk.CompositeTransform([as_sitk_transform(part, ndim, name) for name, part in parts])
+        composite.FlattenTransform()
+        return composite
     import itk
 
     composite = itk.CompositeTransform[itk.D, ndim].New()
@@ -333,6 +339,7 @@ def compose(initial: Any, deformable: Any, kind: str) -> Any:
         elif _dimension(part) != ndim:
             raise TransformError(f"{name} is a {_dimension(part)}D transform but the images are {ndim}D")
         composite.AddTransform(part)
+    composite.FlattenTransformQueue()
     return composite
 
 

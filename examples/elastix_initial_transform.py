@@ -81,8 +81,7 @@ print(f"mean distance to the true mapping in the head: {error_before:.2f} mm bef
 
 warped = itk.resample_image_filter(moving, transform=result.transform, use_reference_image=True, reference_image=fixed)
 itk.imwrite(warped, str(files[0]))
-# the elastix transform is itself a CompositeTransform; an HDF5 transform file holds only a flat one
-result.transform.FlattenTransformQueue()
+# one flat CompositeTransform: elastix's composite parts followed by the SUITS field
 itk.transformwrite([result.transform], str(files[1]))
 print(f"{result.seconds:.2f} s SUITS; wrote {', '.join(path.name for path in files)} to {output}")
 

@@ -35,9 +35,15 @@ def versions() -> dict:
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch, SimpleITK and ITK to ``threads`` (registrations also get it per call)."""
-    import itk
+    """Limit torch, SimpleITK and ITK to ``threads`` (registrations also get it per call).
 
+    ITK is left out where it is not installed: SimpleITK inputs never use it
+    (``bench_gpu.py`` runs with torch, SimpleITK and numpy alone).
+    """
     torch.set_num_threads(threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    try:
+        import itk
+    except ImportError:
+        return
     itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)

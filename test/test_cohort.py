@@ -1,4 +1,4 @@
-"""Cohorts: register_many (folders, summary, resume, failures, CSV, Dask)."""
+"""Cohorts: register_many and itk-suits register-batch (folders, summary, resume, failures, CSV, Dask)."""
 
 import csv
 import os
@@ -9,12 +9,14 @@ import pytest
 import SimpleITK as sitk
 
 import itk_suits
+from itk_suits.cli import main
 from itk_suits.errors import InputImageError, ParameterError, SuitsError
 from itk_suits.registration.result import SAVED_FILES
 
 from conftest import phantom
 
 FAST = dict(grid_spacings=(12, 6), iterations=(40, 40))
+FAST_CLI = ["--grid-spacings", "12", "6", "--iterations", "40", "--quiet"]
 SHAPE = (48, 52)
 
 
@@ -166,6 +168,30 @@ def test_a_folder_that_is_not_a_cohort_output_is_not_written_into(tmp_path):
     with pytest.raises(FileExistsError, match="holds no cohort run"):
         itk_suits.register_many([(tmp_path / "in" / pair["fixed"], tmp_path / "in" / pair["moving"])], out)
     assert os.listdir(out) == ["notes.txt"]
+
+
+def test_register_batch_command_runs_a_cohort_and_ends_errors_in_one_line(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    good = write_pair(inputs, "good", seed=1)
+    flat = write_pair(inputs, "flat", seed=2, labels=False, moving=np.full(SHAPE, 5.0))
+    both = write_csv(inputs / "both.csv", [good, flat])
+    out = str(tmp_path / "out")
+
+    assert main(["register-batch", str(both), "-o", out, *FAST_CLI]) == 1  # a pair failed
+    printed = capsys.readouterr().out
+    assert "flat: failed: InputImageError" in printed and "1 registered, 0 finished before, 1 failed" in printed
+    assert [row["status"] for row in read_summary(tmp_path / "out")] == ["ok", "failed"]
+
+    only_good = write_csv(inputs / "good.csv", [good])
+    assert main(["register-batch", str(only_good), "-o", out, *FAST_CLI]) == 0
+    assert "0 registered, 1 finished before, 0 failed" in capsys.readouterr().out
+
+    bad_csv = write_csv(inputs / "bad.csv", [{**good, "label": "x"}])
+    for arguments in ([str(bad_csv), "-o", out], [str(only_good), "-o", str(inputs)],
+                      [str(only_good), "-o", out, "--workers", "2"]):
+        assert main(["register-batch", *arguments, "--quiet"]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("itk-suits: error: ") and error.count("\n") == 1, error
 
 
 def test_without_dask_a_scheduler_is_a_clear_error(tmp_path, monkeypatch):

@@ -24,10 +24,12 @@ _LAZY = {
     "extract_features": "extract",
     "SuitsFeatureImageFilter": "extract",
     "train_features": "training.api",
+    "register_many": "cohort",
 }
 
 __all__ = [
     "register",
+    "register_many",
     "extract_features",
     "train_features",
     "SuitsFeatureImageFilter",

@@ -19,7 +19,9 @@ LAYERS = {
     "registration": 4, "extract": 4,
     "training": 5,
     "evaluation": 6,
-    "demo": 7, "cli": 7, "__main__": 7,
+    # cohorts measure Dice and folding with evaluation's metrics, and the CLI runs them
+    "cohort": 7,
+    "demo": 8, "cli": 8, "__main__": 8,
 }
 
 

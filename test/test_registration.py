@@ -276,3 +276,50 @@ def test_itk_bspline_transform_matches_the_itk_displacement_field_transform(obli
     points = voxel_points(oblique_pair_3d[0])
     np.testing.assert_allclose(itk_mapped_points(bspline, points), itk_mapped_points(result.transform, points),
                                rtol=0, atol=1e-4)
+
+
+def _three_pairs():
+    """Three registrations of one fixed size that converge after different numbers of iterations:
+    small, medium and large deformations, one multi-modal, one with a fixed mask, one with an
+    initial translation (so a moving field of view)."""
+    methods = []
+    for seed, magnitude in ((1, 1.0), (2, 3.0), (3, 5.0)):
+        fixed, moving, _ = known_pair((56, 64), magnitude, seed=seed, remap=seed == 2)
+        method = itk_suits.SuitsRegistrationMethod.New(fixed, moving, grid_spacings=(12, 6), iterations=(60, 60))
+        if seed == 2:
+            method.SetFixedMask((fixed > 0.05).astype(np.uint8))
+        if seed == 1:
+            method.SetInitialTransform(sitk.TranslationTransform(2, (0.5, -0.5)))
+        methods.append(method)
+    return methods
+
+
+def test_a_batch_of_pairs_gives_the_fields_of_separate_runs():
+    from itk_suits.registration import update_together
+
+    separate = _three_pairs()
+    for method in separate:
+        method.Update()
+    together = update_together(_three_pairs())
+    iterations = []
+    for alone, batched in zip(separate, together):
+        assert isinstance(batched, itk_suits.RegistrationResult), batched
+        alone = alone.GetResult()
+        assert [e["iterations"] for e in batched.log] == [e["iterations"] for e in alone.log]
+        np.testing.assert_allclose(batched.index_displacement, alone.index_displacement, rtol=0, atol=1e-4)
+        iterations.append(tuple(e["iterations"] for e in alone.log))
+    # the pairs stop at different iterations, so converged pairs are frozen while the others go on
+    assert len(set(iterations)) == 3, iterations
+    assert any(n < 60 for counts in iterations for n in counts), iterations
+
+
+def test_a_pair_that_fails_in_a_batch_does_not_stop_the_others():
+    from itk_suits.registration import update_together
+
+    methods = _three_pairs()[:2]
+    constant = np.full((56, 64), 3.0, np.float32)
+    methods.insert(1, itk_suits.SuitsRegistrationMethod.New(constant, constant, grid_spacings=(12, 6)))
+    outcomes = update_together(methods)
+    assert isinstance(outcomes[1], InputImageError) and "constant" in str(outcomes[1])
+    assert all(isinstance(outcome, itk_suits.RegistrationResult) for outcome in outcomes[::2])
+    assert methods[0].GetResult() is outcomes[0]

@@ -3,6 +3,7 @@
 Subcommands::
 
     itk-suits register FIXED MOVING -o OUT [options]   register two image files
+    itk-suits register-batch PAIRS_CSV -o OUT          register a cohort (summary, resume, Dask)
     itk-suits demo [-o DIR] [options]                  BrainWeb T1/PD demo with a known deformation
     itk-suits features IMAGE -o FEATS [options]        feature image (MIND or a learned model)
     itk-suits export WEIGHTS -o MODEL_DIR              torch feature weights -> ONNX model folder
@@ -32,7 +33,7 @@ from typing import Sequence
 from itk_suits._version import __version__
 from itk_suits.errors import SuitsError
 
-from . import compare, demo, features, register, train
+from . import cohort, compare, demo, features, register, train
 from .common import PROG, one_line
 
 __all__ = ["main", "build_parser"]
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (register, demo, features, compare, train):
+    for group in (register, cohort, demo, features, compare, train):
         group.add(subparsers)
     return parser
 

@@ -38,6 +38,23 @@ def one_line(error: BaseException) -> str:
     return " ".join(lines) or type(error).__name__
 
 
+def add_registration_options(parser: argparse.ArgumentParser, initial_transform_note: str = "") -> None:
+    """The features and the schedule of the subcommands that register with SUITS."""
+    parser.add_argument("--features", help="'mind' (MIND-SSC, multi-modal, default), 'intensity', "
+                                           "'pretrained', a model folder, or e.g. 'mind+DIR'")
+    parser.add_argument("--initial-transform", metavar="TRANSFORM",
+                        help="'identity' (default), 'geometry' (image centres), 'moments' "
+                             "(centres of mass) or a transform file" + initial_transform_note)
+    parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS", help=SPACINGS_HELP)
+    parser.add_argument("--smoothness", nargs="+", type=float, metavar="WEIGHT", help=SMOOTHNESS_HELP)
+    parser.add_argument("--learning-rate", type=float, metavar="RATE", help=LEARNING_RATE_HELP)
+
+
+#: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
+REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "iterations", "smoothness",
+                        "learning_rate", "device", "threads")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options of every subcommand that runs a registration."""
     parser.add_argument("--iterations", nargs="+", type=int, metavar="N", help=ITERATIONS_HELP)

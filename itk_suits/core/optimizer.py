@@ -128,16 +128,27 @@ class GridAdam:
         self.second = torch.zeros_like(parameters)
         self.steps = 0
 
-    def step(self, gradient: torch.Tensor) -> None:
-        """One Adam update of the parameters with ``gradient`` (same shape)."""
+    def step(self, gradient: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """One Adam update of the parameters with ``gradient`` (same shape).
+
+        Parameters
+        ----------
+        gradient : torch.Tensor
+            ``[B, ndim, *shape]``, like the parameters.
+        active : torch.Tensor, optional
+            ``[B]`` booleans: only these batch elements change; the others keep
+            their coefficients exactly (``None``: all change).
+        """
         self.steps += 1
         self.first.mul_(self.beta1).add_(gradient, alpha=1.0 - self.beta1)
         self.second.mul_(self.beta2).addcmul_(gradient, gradient, value=1.0 - self.beta2)
         correction1 = 1.0 - self.beta1**self.steps
         correction2 = 1.0 - self.beta2**self.steps
         denominator = (self.second / correction2).sqrt_().add_(self.eps)
-        update = self.first / denominator
-        self.parameters.sub_(update.mul_(self.learning_rate / correction1))
+        update = (self.first / denominator).mul_(self.learning_rate / correction1)
+        if active is not None:
+            update = torch.where(active.reshape((-1,) + (1,) * (update.ndim - 1)), update, torch.zeros_like(update))
+        self.parameters.sub_(update)
 
 
 def smooth_control_grid(coefficients: torch.Tensor) -> torch.Tensor:
@@ -303,7 +314,18 @@ class MultiScaleDescent:
     log : list of dict
         Per finished scale: ``scale``, ``grid_spacing``, ``control_points``,
         ``working_shape``, ``iterations`` run, ``converged`` (stopped early),
-        ``movement`` (last convergence measure) and ``seconds``.
+        ``movement`` (last convergence measure) and ``seconds``. For a batch,
+        ``iterations`` is how long the scale ran (its slowest element),
+        ``converged`` whether every element stopped early and ``movement`` the
+        largest of the last measures; :meth:`element_log` gives one element's.
+
+    Notes
+    -----
+    Early stopping is decided per batch element: an element whose control
+    points have stopped travelling is frozen (its coefficients no longer
+    change) while the others continue, and the scale ends when every element
+    has stopped or the iterations are spent. A batch of pairs therefore gives
+    the fields of separate runs of each pair.
     """
 
     def __init__(
@@ -328,6 +350,7 @@ class MultiScaleDescent:
         self.callback = callback
         self.scale_callback = scale_callback
         self.log: list[dict] = []
+        self._elements: list[dict] = []  # per scale: "iterations" and "movement", one value per element
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -340,6 +363,7 @@ class MultiScaleDescent:
         device, dtype = self.fixed_features.device, self.fixed_features.dtype
         learning_rate = adam_learning_rate(shape, self.settings.learning_rate).to(dtype)
         start = time.perf_counter()
+        self.log, self._elements = [], []
         module = coefficients = None
         for index, scale in enumerate(self.scales):
             finer = BSplineDescentStep(shape, scale.grid_spacing, scale.resolution, device, dtype)
@@ -347,14 +371,15 @@ class MultiScaleDescent:
             module = finer
             scale_start = time.perf_counter()
             done, movement = self._run_scale(index, scale, module, coefficients, learning_rate, start)
+            self._elements.append({"iterations": done, "movement": movement})
             self.log.append({
                 "scale": index,
                 "grid_spacing": scale.grid_spacing,
                 "control_points": list(module.grid.shape),
                 "working_shape": list(module.working),
-                "iterations": done,
-                "converged": done < scale.iterations,
-                "movement": movement,
+                "iterations": max(done),
+                "converged": max(done) < scale.iterations,
+                "movement": _largest(movement),
                 "seconds": time.perf_counter() - scale_start,
             })
             if self.scale_callback is not None:
@@ -364,7 +389,20 @@ class MultiScaleDescent:
         full = BSplineGrid(shape, module.grid.spacing, device=device, dtype=dtype)
         return full.dense(coefficients)
 
+    def element_log(self, element: int) -> list[dict]:
+        """The :attr:`log` of batch element ``element``: its own iterations, convergence and movement.
+
+        For a batch of one it equals :attr:`log`.
+        """
+        entries = []
+        for entry, scale, own in zip(self.log, self.scales, self._elements):
+            iterations = own["iterations"][element]
+            entries.append({**entry, "iterations": iterations, "converged": iterations < scale.iterations,
+                            "movement": own["movement"][element]})
+        return entries
+
     def _run_scale(self, index, scale, module, coefficients, learning_rate, start):
+        """Run one scale; returns the iterations run and the last movement measure, one per element."""
         settings, stopping = self.settings, self.stopping
         fixed = module.level(self.fixed_features)
         moving = module.level(self.moving_features)
@@ -376,19 +414,29 @@ class MultiScaleDescent:
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
         previous = coefficients.clone()
         full_step = float(learning_rate.max())
-        movement = math.nan
-        iteration = 0
+        batch = coefficients.shape[0]
+        done = [scale.iterations] * batch
+        movement = [math.nan] * batch
+        stopped = [False] * batch
+        active = None  # None: every element moves; else [B] booleans
         for iteration in range(1, scale.iterations + 1):
             step = module.step(fixed, moving, coefficients, eps, fixed_valid, with_mask)
-            optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness))
+            optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness), active)
             if iteration % stopping.check_every == 0:
-                movement = float((coefficients - previous).abs().max()) / (stopping.check_every * full_step)
+                largest = (coefficients - previous).abs().flatten(1).amax(dim=1).tolist()
                 previous.copy_(coefficients)
-                if movement < stopping.tolerance:
-                    self._notify(index, scale, iteration, movement, start)
+                for element in range(batch):
+                    if not stopped[element]:
+                        movement[element] = largest[element] / (stopping.check_every * full_step)
+                        if movement[element] < stopping.tolerance:
+                            stopped[element], done[element] = True, iteration
+                if all(stopped):
+                    self._notify(index, scale, iteration, _largest(movement), start)
                     break
-            self._notify(index, scale, iteration, movement, start)
-        return iteration, movement
+                if any(stopped):
+                    active = torch.tensor([not s for s in stopped], device=coefficients.device)
+            self._notify(index, scale, iteration, _largest(movement), start)
+        return done, movement
 
     def _notify(self, index, scale, iteration, movement, start):
         if self.callback is not None:
@@ -396,3 +444,9 @@ class MultiScaleDescent:
                 scale=index, scales=len(self.scales), iteration=iteration, iterations=scale.iterations,
                 grid_spacing=scale.grid_spacing, movement=movement, elapsed=time.perf_counter() - start,
             ))
+
+
+def _largest(values: Sequence[float]) -> float:
+    """The largest of per-element measures, NaN when none was measured."""
+    measured = [v for v in values if not math.isnan(v)]
+    return max(measured) if measured else math.nan

@@ -7,12 +7,13 @@ for scripts, which is a thin wrapper around the object.
 
 Modules: :mod:`.parameters` (the settings and their checks), :mod:`.inputs`
 (reading and checking images), :mod:`.resources` (memory, threads),
-:mod:`.method` (the object), :mod:`.result` (what comes back, and saving it),
+:mod:`.method` (the object, and several pairs as one batch),
+:mod:`.batch` (the descent of prepared pairs), :mod:`.result` (what comes back, and saving it),
 :mod:`.progress` and :mod:`.api` (``register``).
 """
 
 from .api import register
-from .method import EndEvent, IterationEvent, ScaleEvent, SuitsRegistrationMethod
+from .method import EndEvent, IterationEvent, ScaleEvent, SuitsRegistrationMethod, update_together
 from .parameters import SINGLE_THREAD_VOXELS, RegistrationParameters
 from .result import RegistrationResult
 
@@ -24,5 +25,6 @@ __all__ = [
     "IterationEvent",
     "ScaleEvent",
     "EndEvent",
+    "update_together",
     "SINGLE_THREAD_VOXELS",
 ]

@@ -7,6 +7,12 @@ ITK/SimpleITK transform); features are computed; the multi-scale B-spline
 descent estimates a voxel displacement on the fixed grid; it becomes a
 displacement field in millimetres and a ``DisplacementFieldTransform`` of the
 caller's library, composed with the initial transform.
+
+``Update()`` is three steps: prepare the pair (inputs, initial transform,
+features), descend (:func:`~itk_suits.registration.batch.descend`) and finish
+the pair (field -> transforms -> :class:`RegistrationResult`).
+:func:`update_together` runs the same steps for several pairs with one
+batched descent.
 """
 
 from __future__ import annotations
@@ -19,16 +25,17 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..core import DescentSettings, EarlyStopping, MultiScaleDescent, resolve_device
+from ..core import IterationInfo, resolve_device
 from ..errors import ParameterError, RegistrationError
 from ..features import get_feature_extractor
 from ..interop import images as image_io
 from ..interop import transforms as transform_io
 from . import inputs, resources
+from .batch import BatchDescent, PreparedPair, descend
 from .parameters import SINGLE_THREAD_VOXELS, RegistrationParameters
 from .result import RegistrationResult, compose
 
-__all__ = ["SuitsRegistrationMethod", "IterationEvent", "ScaleEvent", "EndEvent"]
+__all__ = ["SuitsRegistrationMethod", "IterationEvent", "ScaleEvent", "EndEvent", "update_together"]
 
 
 class IterationEvent:
@@ -198,6 +205,24 @@ class SuitsRegistrationMethod:
         """
         if self._result is not None:
             return
+        prepared = self._prepare()
+        batch = descend([prepared], callback=self._on_iteration, scale_callback=self._on_scale)
+        self._finish(prepared, batch, 0)
+
+    def _on_iteration(self, info: IterationInfo) -> None:
+        self._invoke(IterationEvent, info)
+
+    def _on_scale(self, entry: dict) -> None:
+        self._invoke(ScaleEvent, entry)
+
+    def _prepare(self) -> PreparedPair:
+        """Read and check the inputs, resolve the initial transform, compute the features.
+
+        Raises
+        ------
+        InputImageError, PixelTypeError, GeometryError, ParameterError, TransformError, ResourceError
+            As :meth:`Update`, before the descent.
+        """
         start = time.perf_counter()
         parameters = self._parameters.validated()
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
@@ -217,26 +242,37 @@ class SuitsRegistrationMethod:
             threads = resources.default_threads(int(np.prod(fixed.GetSize())), device, SINGLE_THREAD_VOXELS)
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
-            descent = MultiScaleDescent(
-                extractor(inputs.to_tensor(fixed, device), role="fixed"),
-                extractor(inputs.to_tensor(moving_on_fixed, device), role="moving"),
-                parameters.schedule(),
-                DescentSettings(learning_rate=parameters.learning_rate),
-                EarlyStopping(tolerance=parameters.tolerance),
-                fixed_mask=None if mask is None else inputs.to_tensor(mask, device),
-                moving_mask=None if moving_mask is None else inputs.to_tensor(moving_mask, device),
-                callback=lambda info: self._invoke(IterationEvent, info),
-                scale_callback=lambda entry: self._invoke(ScaleEvent, entry),
+            fixed_features = extractor(inputs.to_tensor(fixed, device), role="fixed")
+            moving_features = extractor(inputs.to_tensor(moving_on_fixed, device), role="moving")
+        return PreparedPair(
+            parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
+            moving_on_fixed=moving_on_fixed, device=device, threads=threads, channels=channels,
+            fixed_features=fixed_features, moving_features=moving_features,
+            fixed_mask=None if mask is None else inputs.to_tensor(mask, device),
+            moving_mask=None if moving_mask is None else inputs.to_tensor(moving_mask, device),
+            seconds=time.perf_counter() - start,
+        )
+
+    def _finish(self, prepared: PreparedPair, batch: BatchDescent, element: int) -> RegistrationResult:
+        """Turn element ``element`` of a finished descent into this method's result.
+
+        Raises
+        ------
+        RegistrationError
+            The displacement of this element is not finite.
+        """
+        start = time.perf_counter()
+        parameters, fixed, moving, kind = prepared.parameters, prepared.fixed, prepared.moving, prepared.kind
+        initial = prepared.initial
+        displacement = batch.displacement[element]
+        if not bool(torch.isfinite(displacement).all()):
+            raise RegistrationError(
+                f"the descent produced a non-finite displacement with features={parameters.features!r}: "
+                "check that the feature model describes these images (e.g. extract_features), or use "
+                "features='mind'"
             )
-            displacement = descent.run()[0]
-            if not bool(torch.isfinite(displacement).all()):
-                raise RegistrationError(
-                    f"the descent produced a non-finite displacement with features={parameters.features!r}: "
-                    "check that the feature model describes these images (e.g. extract_features), or use "
-                    "features='mind'"
-                )
-            displacement = displacement.cpu().numpy().astype(np.float64)
-            control_grid = descent.coefficients[0].cpu().numpy().astype(np.float64)
+        displacement = displacement.cpu().numpy().astype(np.float64)
+        control_grid = batch.descent.coefficients[element].cpu().numpy().astype(np.float64)
 
         field_image = transform_io.displacement_field_from_index(displacement, fixed)
         sitk_transform = compose(initial, transform_io.displacement_field_transform(field_image, "sitk"), "sitk")
@@ -250,21 +286,87 @@ class SuitsRegistrationMethod:
             warped=image_io.to_kind(warped, kind),
             transform=transform,
             displacement_field=image_io.to_kind(field_image, kind),
-            log=descent.log,
-            seconds=time.perf_counter() - start,
-            device=str(device),
+            log=batch.descent.element_log(element),
+            seconds=prepared.seconds + batch.seconds + time.perf_counter() - start,
+            device=str(prepared.device),
             kind=kind,
             parameters=parameters,
             fixed_image=fixed,
             moving_image=moving,
-            moving_on_fixed=moving_on_fixed,
+            moving_on_fixed=prepared.moving_on_fixed,
             sitk_transform=sitk_transform,
             index_displacement=displacement,
             control_grid=control_grid,
-            control_spacing=descent.grid_spacing,
+            control_spacing=batch.descent.grid_spacing,
             initial_transform=initial,
         )
         self._invoke(EndEvent, self._result)
+        return self._result
+
+
+def update_together(methods: Sequence[SuitsRegistrationMethod]) -> list:
+    """Run several registrations whose fixed images have the same size as one batched descent.
+
+    Each method is prepared on its own (inputs, initial transform, features),
+    the features are stacked into one ``[B, C, *spatial]`` batch for one
+    multi-scale descent (early stopping per pair, so each field is that of a
+    run of its own), and each method is finished on its own; afterwards
+    ``method.GetResult()`` works as after ``Update()``. Observers of every
+    method receive the batch's iteration and scale events. Meant for GPUs,
+    where the pairs of a batch share the device's parallelism; the features of
+    the whole batch are on the device at once.
+
+    Parameters
+    ----------
+    methods : sequence of SuitsRegistrationMethod
+        Registrations with equal parameters except the initial transform and
+        fixed images of the same size (checked after preparation).
+
+    Returns
+    -------
+    list
+        Per method, its :class:`RegistrationResult` or the exception that
+        stopped it: a pair that fails (bad input, a non-finite field) does not
+        stop the others. A batch that fails as a whole (out of memory,
+        different sizes) is run again one pair at a time.
+    """
+    outcomes: list = [None] * len(methods)
+    prepared = []
+    for index, method in enumerate(methods):
+        if method._result is not None:
+            outcomes[index] = method._result
+            continue
+        try:
+            prepared.append((index, method._prepare()))
+        except Exception as error:  # noqa: BLE001 - recorded for this pair; the others go on
+            outcomes[index] = error
+    if not prepared:
+        return outcomes
+
+    def on_iteration(info: IterationInfo) -> None:
+        for _, method in members:
+            method._on_iteration(info)
+
+    def on_scale(entry: dict) -> None:
+        for _, method in members:
+            method._on_scale(entry)
+
+    members = [(index, methods[index]) for index, _ in prepared]
+    try:
+        batch = descend([pair for _, pair in prepared], callback=on_iteration, scale_callback=on_scale)
+    except Exception as error:  # noqa: BLE001
+        if len(prepared) == 1:
+            outcomes[prepared[0][0]] = error
+            return outcomes
+        for index, _ in prepared:  # the batch as a whole failed: each pair alone
+            outcomes[index] = update_together([methods[index]])[0]
+        return outcomes
+    for element, (index, pair) in enumerate(prepared):
+        try:
+            outcomes[index] = methods[index]._finish(pair, batch, element)
+        except Exception as error:  # noqa: BLE001
+            outcomes[index] = error
+    return outcomes
 
 
 def _initial_for_itk(given, initial: sitk.Transform):

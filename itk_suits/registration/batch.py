@@ -1,0 +1,172 @@
+"""One descent for one or several prepared pairs: what a registration hands to the engine.
+
+A registration is three steps (:class:`~itk_suits.registration.SuitsRegistrationMethod`):
+prepare a pair (read and check the inputs, the initial transform, the
+features), run the multi-scale descent, and finish the pair (the field
+becomes transforms and a result). :func:`descend` is the middle step for a
+list of prepared pairs whose fixed images have the same size: their features
+are stacked into one batch ``[B, C, *spatial]`` and run as one
+:class:`~itk_suits.core.MultiScaleDescent`, where early stopping is decided
+per pair, so each pair gets the field of a run of its own. A single
+registration is a batch of one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import SimpleITK as sitk
+import torch
+
+from ..core import DescentSettings, EarlyStopping, IterationInfo, MultiScaleDescent
+from ..errors import ParameterError
+from . import resources
+from .parameters import RegistrationParameters
+
+__all__ = ["PreparedPair", "BatchDescent", "descend"]
+
+
+@dataclass
+class PreparedPair:
+    """Everything one pair needs before the descent, and what its result is built from.
+
+    Attributes
+    ----------
+    parameters : RegistrationParameters
+        Validated parameters.
+    fixed, moving : SimpleITK.Image
+        The float32 inputs as read (geometry kept).
+    kind : {"itk", "sitk", "numpy"}
+        The library of the caller's fixed image.
+    initial : SimpleITK.Transform or None
+        The initial alignment, fixed -> moving physical points.
+    moving_on_fixed : SimpleITK.Image
+        The moving image resampled onto the fixed grid with the initial transform.
+    device : torch.device
+        Where the descent runs.
+    threads : int or None
+        torch CPU threads of the run (``None``: unchanged).
+    channels : int
+        Feature channels.
+    fixed_features, moving_features : torch.Tensor or None
+        ``[1, C, *spatial]`` features on the fixed grid (full resolution); handed
+        over to the descent (``None`` afterwards).
+    fixed_mask, moving_mask : torch.Tensor or None
+        ``[1, 1, *spatial]`` 0/1: the fixed mask and the moving field of view on the
+        fixed grid (``None``: everywhere).
+    seconds : float
+        Wall time of the preparation.
+    """
+
+    parameters: RegistrationParameters
+    fixed: sitk.Image
+    moving: sitk.Image
+    kind: str
+    initial: sitk.Transform | None
+    moving_on_fixed: sitk.Image
+    device: torch.device
+    threads: int | None
+    channels: int
+    fixed_features: torch.Tensor | None
+    moving_features: torch.Tensor | None
+    fixed_mask: torch.Tensor | None
+    moving_mask: torch.Tensor | None
+    seconds: float
+
+
+@dataclass
+class BatchDescent:
+    """The outcome of :func:`descend`.
+
+    Attributes
+    ----------
+    descent : MultiScaleDescent
+        The finished descent: ``coefficients`` ``[B, ndim, *grid]`` (voxels),
+        ``grid_spacing``, ``log`` and ``element_log(b)``.
+    displacement : torch.Tensor
+        ``[B, ndim, *spatial]`` dense displacement in fixed voxels, components (x, y[, z]).
+    seconds : float
+        Wall time of the descent, shared by the pairs of the batch.
+    """
+
+    descent: MultiScaleDescent
+    displacement: torch.Tensor
+    seconds: float
+
+
+def _batch_settings(pair: PreparedPair) -> tuple:
+    """What must be equal for pairs to share a descent."""
+    p = pair.parameters
+    return (tuple(pair.fixed.GetSize()), str(pair.device), pair.channels, p.grid_spacings, p.iterations,
+            p.smoothness, p.learning_rate, p.tolerance)
+
+
+def _stacked(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[B, ...]`` from ``[1, ...]`` tensors (a batch of one is not copied)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
+
+
+def _stacked_masks(masks: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor | None:
+    """``[B, 1, ...]`` masks, ones for the pairs without one; ``None`` when no pair has one."""
+    if all(mask is None for mask in masks):
+        return None
+    ones = torch.ones_like(like[:1, :1])
+    return _stacked([ones if mask is None else mask for mask in masks])
+
+
+def descend(
+    pairs: Sequence[PreparedPair],
+    callback: Callable[[IterationInfo], None] | None = None,
+    scale_callback: Callable[[dict], None] | None = None,
+) -> BatchDescent:
+    """Run one multi-scale descent for prepared pairs of the same fixed size and schedule.
+
+    Parameters
+    ----------
+    pairs : sequence of PreparedPair
+        One or more pairs; their features are handed over (set to ``None``).
+    callback, scale_callback : callable, optional
+        Called with the batch's :class:`~itk_suits.core.IterationInfo` every
+        iteration, and with the batch's log entry when a scale ends.
+
+    Returns
+    -------
+    BatchDescent
+        Element ``b`` of the batch is ``pairs[b]``.
+
+    Raises
+    ------
+    ParameterError
+        The pairs differ in fixed size, device, feature channels or schedule.
+    ResourceError
+        The batch does not fit in memory (checked before, and caught during the run).
+    """
+    first = pairs[0]
+    if any(_batch_settings(pair) != _batch_settings(first) for pair in pairs):
+        raise ParameterError("pairs run as one batch need the same fixed image size, device, features and schedule")
+    size, channels, device = first.fixed.GetSize(), first.channels * len(pairs), first.device
+    if len(pairs) > 1:
+        resources.check_memory(size, channels, device)
+    start = time.perf_counter()
+    with resources.torch_threads(first.threads), torch.no_grad(), \
+            resources.out_of_memory_guard(size, channels, device):
+        fixed = _stacked([pair.fixed_features for pair in pairs])
+        moving = _stacked([pair.moving_features for pair in pairs])
+        for pair in pairs:
+            pair.fixed_features = pair.moving_features = None
+        parameters = first.parameters
+        descent = MultiScaleDescent(
+            fixed,
+            moving,
+            parameters.schedule(),
+            DescentSettings(learning_rate=parameters.learning_rate),
+            EarlyStopping(tolerance=parameters.tolerance),
+            fixed_mask=_stacked_masks([pair.fixed_mask for pair in pairs], fixed),
+            moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], fixed),
+            callback=callback,
+            scale_callback=scale_callback,
+        )
+        displacement = descent.run()
+    return BatchDescent(descent, displacement, time.perf_counter() - start)

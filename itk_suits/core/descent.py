@@ -31,6 +31,7 @@ def descent_step(
     moving_warped: torch.Tensor,
     eps: float | torch.Tensor,
     valid: torch.Tensor | None = None,
+    gradients: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per-voxel descent direction for the displacement (eq. 3, channel mean).
 
@@ -46,6 +47,11 @@ def descent_step(
     valid : torch.Tensor, optional
         ``[B, 1, *spatial]`` weights in [0, 1]: where the step is trusted (the
         fixed mask times the moving field of view). The step is multiplied by it.
+    gradients : list of torch.Tensor, optional
+        ``ndim`` tensors ``[B, C, *spatial]``: the derivatives of ``M`` along x,
+        y[, z] in voxels, when they come from elsewhere (the moving features'
+        derivatives warped along with them, on sampled lattices); by default the
+        central differences of ``moving_warped``.
 
     Returns
     -------
@@ -53,7 +59,8 @@ def descent_step(
         ``[B, ndim, *spatial]`` in voxels, components (x, y[, z]): the change of
         the displacement ``u`` that lowers the dissimilarity.
     """
-    gradients = central_differences(moving_warped)
+    if gradients is None:
+        gradients = central_differences(moving_warped)
     difference = fixed - moving_warped
     denominator = difference.square().add_(eps)
     for gradient in gradients:

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 
 from .bspline import BSplineGrid
 from .descent import confidence_floor, descent_step
+from .sampling import Lattice, LatticeSampler, sampling_strides
 from ..schedule import DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE, Scale
-from .warp import identity_grid, resize, voxel_to_normalized
+from .warp import channels_last_table, identity_grid, interpolate_with_gradient, resize, voxel_to_normalized
 
 __all__ = [
     "DescentSettings",
@@ -44,6 +45,7 @@ __all__ = [
     "smoothness_gradient",
     "level_shape",
     "BSplineDescentStep",
+    "MovingLevel",
     "adam_learning_rate",
     "MultiScaleDescent",
 ]
@@ -64,12 +66,21 @@ class DescentSettings:
     confidence : float
         Confidence floor of the descent step as a fraction of the mean squared
         fixed-feature gradient norm (see :func:`confidence_floor`).
+    samples : int or None
+        Largest number of working voxels the step is computed at per iteration
+        (:class:`MultiScaleDescent` only): a larger working level is thinned to a
+        random strided lattice, drawn anew every iteration (see :mod:`.sampling`).
+        ``None``: every voxel.
+    seed : int
+        Seed of the lattice offsets.
     """
 
     learning_rate: float = DEFAULT_LEARNING_RATE
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 0.01
     confidence: float = 0.1
+    samples: int | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,31 @@ def _auto_resolution(shape: Sequence[int], spacing: Sequence[float]) -> tuple[in
     return tuple(max(1, min(int(s // 5), (n - 1) // 7)) for n, s in zip(shape, spacing))
 
 
+@dataclass(frozen=True)
+class MovingLevel:
+    """The moving features of one scale, with their field of view, as the descent reads them.
+
+    Attributes
+    ----------
+    image : torch.Tensor
+        ``[B, C + m, *working]``: the ``C`` feature channels, then (when ``mask``)
+        the field-of-view channel; warped whole by ``grid_sample`` at every
+        working voxel.
+    table : torch.Tensor or None
+        The same as a ``[B, N, C + m]`` channels-last table (see
+        :func:`~itk_suits.core.warp.interpolate_with_gradient`), for sampled lattices.
+    channels : int
+        ``C``.
+    mask : bool
+        The last channel is the moving field of view.
+    """
+
+    image: torch.Tensor
+    table: torch.Tensor | None
+    channels: int
+    mask: bool = False
+
+
 class BSplineDescentStep:
     """The paper's B-spline descent module (Fig. 1, block C) at one scale.
 
@@ -203,9 +239,15 @@ class BSplineDescentStep:
         working voxels per control spacing).
     device, dtype
         Where the grid and the level live.
+    samples : int, optional
+        Largest number of working voxels per step; a larger level is thinned to
+        random strided lattices (:attr:`sampler`, see :mod:`.sampling`).
+    seed : int
+        Seed of the lattice offsets.
     """
 
-    def __init__(self, image_shape, grid_spacing: float, resolution=None, device=None, dtype=torch.float32):
+    def __init__(self, image_shape, grid_spacing: float, resolution=None, device=None, dtype=torch.float32,
+                 samples: int | None = None, seed: int = 0):
         self.image_shape = tuple(int(n) for n in image_shape)
         ndim = len(self.image_shape)
         spacing = (float(grid_spacing),) * ndim
@@ -219,13 +261,29 @@ class BSplineDescentStep:
             [(n - 1) / (m - 1) if m > 1 else 1.0 for n, m in zip(self.image_shape[::-1], self.working[::-1])],
             device=device, dtype=dtype,
         ).reshape((1, -1) + (1,) * ndim)
+        self.sampler = LatticeSampler(self.grid, sampling_strides(self.working, samples),
+                                      torch.Generator().manual_seed(seed))
 
     def level(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``[B, C, *image_shape]`` resampled to the working level."""
         return resize(image, self.working)
 
+    def moving_level(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> MovingLevel:
+        """What :meth:`step` warps every iteration, built once per scale.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            Working-level moving features ``[B, C, *working]``.
+        mask : torch.Tensor, optional
+            ``[B, 1, *working]`` moving field of view; samples it leaves get no step.
+        """
+        image = features if mask is None else torch.cat([features, mask], dim=1)
+        table = channels_last_table(image) if self.sampler.active else None
+        return MovingLevel(image, table, features.shape[1], mask is not None)
+
     def warp(self, moving: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-        """Working-level ``moving`` sampled through the field of ``coefficients``."""
+        """Working-level ``moving`` sampled through the field of ``coefficients`` at every working voxel."""
         displacement = self.grid.dense(coefficients)
         sampling = self.identity + torch.movedim(displacement, 1, -1) * self.to_normalized
         return F.grid_sample(moving, sampling, mode="bilinear", padding_mode="border", align_corners=True)
@@ -233,47 +291,70 @@ class BSplineDescentStep:
     def step(
         self,
         fixed: torch.Tensor,
-        moving: torch.Tensor,
+        moving: torch.Tensor | MovingLevel,
         coefficients: torch.Tensor,
         eps: float | torch.Tensor,
         fixed_valid: torch.Tensor | None = None,
-        with_mask: bool = False,
+        lattice: Lattice | None = None,
     ) -> torch.Tensor:
-        """Descent step ``[B, ndim, *working]`` in full-resolution voxels.
+        """Descent step ``[B, ndim, *working]`` (or ``*lattice``) in full-resolution voxels.
 
         Parameters
         ----------
-        fixed, moving : torch.Tensor
-            Working-level features ``[B, C, *working]`` (moving not yet warped).
+        fixed : torch.Tensor
+            Working-level fixed features ``[B, C, *working]``.
+        moving : torch.Tensor or MovingLevel
+            Working-level moving features ``[B, C, *working]`` (not yet warped),
+            or :meth:`moving_level` of them (with a field of view; needed with a
+            ``lattice``).
         coefficients : torch.Tensor
             Control coefficients ``[B, ndim, *grid.shape]`` in voxels.
         eps : float or torch.Tensor
             Confidence floor (see :func:`confidence_floor`).
         fixed_valid : torch.Tensor, optional
             ``[B, 1, *working]`` where the fixed features are trusted.
-        with_mask : bool
-            The last channel of ``moving`` is its field of view (see
-            :meth:`with_mask`): it is warped along with the features, and samples
-            where it falls below 0.999 get no step.
+        lattice : Lattice, optional
+            Compute the step only at these voxels (a draw of :attr:`sampler`); the
+            moving features and their derivatives there come from the linear
+            interpolant (:func:`~itk_suits.core.warp.interpolate_with_gradient`).
         """
-        warped = self.warp(moving, coefficients)
+        if isinstance(moving, torch.Tensor):
+            moving = MovingLevel(moving, None, moving.shape[1])
+        derivatives = None
+        if lattice is None:
+            warped = self.warp(moving.image, coefficients)
+        else:
+            fixed = lattice.take(fixed)
+            fixed_valid = None if fixed_valid is None else lattice.take(fixed_valid)
+            warped, derivatives = self._sample(moving.table, coefficients, lattice, fixed.shape[2:])
         valid = fixed_valid
-        if with_mask:
+        if moving.mask:
             inside = (warped[:, -1:] > 0.999).to(fixed)
             warped = warped[:, :-1]
+            derivatives = None if derivatives is None else [d[:, :-1] for d in derivatives]
             valid = inside if valid is None else valid * inside
-        return descent_step(fixed, warped, eps, valid) * self.to_full
+        return descent_step(fixed, warped, eps, valid, derivatives) * self.to_full
 
-    @staticmethod
-    def with_mask(moving: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``moving`` ``[B, C, ...]`` with its field-of-view ``mask`` ``[B, 1, ...]`` as a last
-        channel, built once per scale for :meth:`step` (``with_mask=True``)."""
-        return torch.cat([moving, mask], dim=1)
+    def _sample(self, table, coefficients, lattice, lattice_shape):
+        """Warped moving channels and their voxel derivatives at the lattice, ``[B, C, *lattice]`` each."""
+        displacement = lattice.dense(coefficients) / self.to_full  # working voxels
+        positions = lattice.coordinates + torch.movedim(displacement, 1, -1).reshape(
+            displacement.shape[0], -1, displacement.shape[1])
+        values, gradient = interpolate_with_gradient(table, self.working, positions)
 
-    def grid_gradient(self, step: torch.Tensor, coefficients: torch.Tensor, smoothness: float) -> torch.Tensor:
-        """Control-grid gradient: the negated step through the B-spline adjoint, per unit
-        support, plus the smoothness penalty's gradient."""
-        gradient = self.grid.adjoint(step) / -self.grid.support
+        def image(samples):
+            return torch.movedim(samples, -1, 1).reshape(samples.shape[0], -1, *lattice_shape)
+
+        return image(values), [image(derivative) for derivative in gradient]
+
+    def grid_gradient(self, step: torch.Tensor, coefficients: torch.Tensor, smoothness: float,
+                      lattice: Lattice | None = None) -> torch.Tensor:
+        """Control-grid gradient: the negated step (at every working voxel, or at ``lattice``)
+        through the B-spline adjoint, per unit support, plus the smoothness penalty's gradient."""
+        if lattice is None:
+            gradient = self.grid.adjoint(step) / -self.grid.support
+        else:
+            gradient = lattice.adjoint(step) / -lattice.support
         if smoothness > 0:
             gradient = gradient + smoothness_gradient(coefficients, smoothness)
         return gradient
@@ -313,7 +394,8 @@ class MultiScaleDescent:
     ----------
     log : list of dict
         Per finished scale: ``scale``, ``grid_spacing``, ``control_points``,
-        ``working_shape``, ``iterations`` run, ``converged`` (stopped early),
+        ``working_shape``, ``sampling_strides`` (per axis, array order: 1 where
+        every voxel is used), ``iterations`` run, ``converged`` (stopped early),
         ``movement`` (last convergence measure) and ``seconds``. For a batch,
         ``iterations`` is how long the scale ran (its slowest element),
         ``converged`` whether every element stopped early and ``movement`` the
@@ -366,7 +448,8 @@ class MultiScaleDescent:
         self.log, self._elements = [], []
         module = coefficients = None
         for index, scale in enumerate(self.scales):
-            finer = BSplineDescentStep(shape, scale.grid_spacing, scale.resolution, device, dtype)
+            finer = BSplineDescentStep(shape, scale.grid_spacing, scale.resolution, device, dtype,
+                                       samples=self.settings.samples, seed=self.settings.seed + index)
             coefficients = finer.grid.zeros(batch) if module is None else module.grid.refine(coefficients, finer.grid)
             module = finer
             scale_start = time.perf_counter()
@@ -377,6 +460,7 @@ class MultiScaleDescent:
                 "grid_spacing": scale.grid_spacing,
                 "control_points": list(module.grid.shape),
                 "working_shape": list(module.working),
+                "sampling_strides": list(module.sampler.strides),
                 "iterations": max(done),
                 "converged": max(done) < scale.iterations,
                 "movement": _largest(movement),
@@ -405,10 +489,8 @@ class MultiScaleDescent:
         """Run one scale; returns the iterations run and the last movement measure, one per element."""
         settings, stopping = self.settings, self.stopping
         fixed = module.level(self.fixed_features)
-        moving = module.level(self.moving_features)
-        with_mask = self.moving_mask is not None
-        if with_mask:
-            moving = module.with_mask(moving, module.level(self.moving_mask))
+        mask = None if self.moving_mask is None else module.level(self.moving_mask)
+        moving = module.moving_level(module.level(self.moving_features), mask)
         fixed_valid = None if self.fixed_mask is None else (module.level(self.fixed_mask) > 0.5).to(fixed)
         eps = confidence_floor(fixed, settings.confidence)
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
@@ -420,8 +502,9 @@ class MultiScaleDescent:
         stopped = [False] * batch
         active = None  # None: every element moves; else [B] booleans
         for iteration in range(1, scale.iterations + 1):
-            step = module.step(fixed, moving, coefficients, eps, fixed_valid, with_mask)
-            optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness), active)
+            lattice = module.sampler.draw() if module.sampler.active else None
+            step = module.step(fixed, moving, coefficients, eps, fixed_valid, lattice)
+            optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness, lattice), active)
             if iteration % stopping.check_every == 0:
                 largest = (coefficients - previous).abs().flatten(1).amax(dim=1).tolist()
                 previous.copy_(coefficients)

@@ -19,6 +19,8 @@ __all__ = [
     "spatial_gradient",
     "resize",
     "invert_displacement",
+    "channels_last_table",
+    "interpolate_with_gradient",
 ]
 
 
@@ -172,3 +174,76 @@ def invert_displacement(displacement: torch.Tensor, iterations: int = 30) -> tor
     for _ in range(iterations):
         inverse = -warp(displacement, inverse, grid=grid)
     return inverse
+
+
+def channels_last_table(image: torch.Tensor) -> torch.Tensor:
+    """``[B, C, *spatial]`` as a contiguous ``[B, N, C]`` table, one row of channels per voxel.
+
+    :func:`interpolate_with_gradient` reads whole rows, so each corner of an
+    interpolation costs one memory access instead of one per channel.
+    """
+    batch, channels = image.shape[:2]
+    return torch.movedim(image, 1, -1).reshape(batch, -1, channels).contiguous()
+
+
+def interpolate_with_gradient(
+    table: torch.Tensor, shape: Sequence[int], positions: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Linear interpolation (bi- or trilinear) of an image and its gradient at scattered points.
+
+    The values equal ``grid_sample(..., mode="bilinear", padding_mode="border",
+    align_corners=True)``; the gradient is the exact derivative of the same
+    interpolant (within the voxel cell that holds the point).
+
+    Parameters
+    ----------
+    table : torch.Tensor
+        ``[B, N, C]`` image as a :func:`channels_last_table` of a grid of ``shape``.
+    shape : sequence of int
+        The grid's spatial size, array order (z, y, x); each axis at least 2.
+    positions : torch.Tensor
+        ``[B, S, ndim]`` points in voxel coordinates of the grid, components (x, y[, z]);
+        points outside are clamped to the border.
+
+    Returns
+    -------
+    values : torch.Tensor
+        ``[B, S, C]``.
+    gradient : list of torch.Tensor
+        ``ndim`` tensors ``[B, S, C]``: derivatives along x, y[, z] in voxels (zero
+        across the border, where the clamped interpolant is flat).
+    """
+    batch, voxels, channels = table.shape
+    ndim = len(shape)
+    sizes = torch.tensor([float(n) for n in shape[::-1]], device=positions.device, dtype=positions.dtype)
+    clamped = torch.minimum(positions.clamp(min=0.0), sizes - 1.0)
+    inside = (positions >= 0) & (positions <= sizes - 1.0)
+    base = torch.minimum(clamped.floor(), sizes - 2.0)
+    fraction = clamped - base
+    base = base.long()
+    strides = [1]
+    for n in shape[::-1][:-1]:
+        strides.append(strides[-1] * int(n))
+    origin = sum(base[..., axis] * strides[axis] for axis in range(ndim))
+    origin = origin + (torch.arange(batch, device=table.device) * voxels)[:, None]
+    rows = table.reshape(batch * voxels, channels)
+    # the 2**ndim corner values, corner bits in (x, y[, z]) order
+    corners = []
+    for corner in range(2**ndim):
+        index = origin + sum(strides[axis] for axis in range(ndim) if (corner >> axis) & 1)
+        corners.append(rows.index_select(0, index.reshape(-1)).reshape(batch, -1, channels))
+    # separable interpolation, one axis at a time: each pass halves the corners, interpolates the
+    # derivatives found so far, and adds the derivative along its own axis
+    derivatives = [[] for _ in corners]
+    for axis in range(ndim):
+        weight = fraction[..., axis, None]
+        merged, merged_derivatives = [], []
+        for low, high, low_d, high_d in zip(corners[0::2], corners[1::2], derivatives[0::2], derivatives[1::2]):
+            merged.append(torch.lerp(low, high, weight))
+            merged_derivatives.append([torch.lerp(a, b, weight) for a, b in zip(low_d, high_d)] + [high - low])
+        corners, derivatives = merged, merged_derivatives
+    values, gradient = corners[0], derivatives[0]
+    for axis in range(ndim):
+        gradient[axis].mul_(inside[..., axis, None].to(values))
+    return values, gradient
+

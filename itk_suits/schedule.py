@@ -24,6 +24,10 @@ __all__ = [
     "build_schedule",
     "checked_learning_rate",
     "checked_tolerance",
+    "checked_samples",
+    "checked_channels",
+    "DEFAULT_SAMPLES",
+    "DEFAULT_CHANNELS",
 ]
 
 #: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
@@ -40,6 +44,14 @@ DEFAULT_LEARNING_RATE = 0.005
 #: Early stopping: a scale ends when control points move less than this
 #: fraction of Adam's full step per iteration.
 DEFAULT_TOLERANCE = 0.1
+#: Largest number of working voxels the descent step is computed at per
+#: iteration; larger working levels are thinned to random strided lattices.
+#: Calibrated on development data (benchmarks/README.md, "Speed"): 2D slices
+#: up to 256x256 keep every voxel.
+DEFAULT_SAMPLES = 2**16
+#: Feature channels kept; richer features are projected on the pair's leading
+#: principal components (MIND-SSC has 6 channels in 2D, 12 in 3D).
+DEFAULT_CHANNELS = 6
 
 # Sanity limits: beyond them a value is a typo, not a setting.
 _MAX_SPACING = 10_000.0
@@ -119,3 +131,13 @@ def checked_learning_rate(value) -> float:
 def checked_tolerance(value) -> float:
     """An early-stopping tolerance: a fraction of Adam's full step in [0, 1]."""
     return checked_number(value, "tolerance", 0, 1)
+
+
+def checked_samples(value) -> int | None:
+    """A sample budget per iteration: ``None`` (every voxel) or a whole number of at least 64."""
+    return None if value is None else checked_number(value, "samples", 64, 2**40, integer=True)
+
+
+def checked_channels(value) -> int | None:
+    """A number of feature channels to keep: ``None`` (all) or a whole number of at least 1."""
+    return None if value is None else checked_number(value, "channels", 1, 4096, integer=True)

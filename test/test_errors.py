@@ -54,6 +54,11 @@ BAD_PARAMETERS = [
     ({"device": "gpu"}, "gpu"),
     ({"device": 3}, "device"),
     ({"features": 42}, "feature"),
+    ({"samples": 10}, "samples"),
+    ({"samples": 1000.5}, "samples"),
+    ({"channels": 0}, "channels"),
+    ({"channels": "six"}, "channels"),
+    ({"seed": -1}, "seed"),
 ]
 
 

@@ -99,3 +99,34 @@ def test_the_lattice_seed_makes_a_sampled_registration_reproducible():
     again, _ = _error(fixed, moving, truth, 500, seed=7)
     other, _ = _error(fixed, moving, truth, 500, seed=8)
     assert first == again and first != other
+
+
+def test_principal_channels_keep_the_dominant_directions_and_leave_few_channels_alone():
+    from itk_suits.core.channels import principal_channels
+
+    torch.manual_seed(0)
+    signal = torch.randn(1, 2, 30, 40)
+    mixing = torch.randn(12, 2)
+    fixed = torch.einsum("kc,bc...->bk...", mixing, signal) + 0.01 * torch.randn(1, 12, 30, 40)
+    moving = fixed.roll(1, dims=-1)
+    few_fixed, few_moving, kept = principal_channels(fixed, moving, 2)
+    assert few_fixed.shape == (1, 2, 30, 40) and few_moving.shape == (1, 2, 30, 40)
+    assert kept > 0.99  # two directions hold nearly all the variance of a rank-2 mixture
+    # one basis for both images: the projection commutes with the shift
+    torch.testing.assert_close(few_moving, few_fixed.roll(1, dims=-1), atol=1e-4, rtol=0)
+    same_fixed, same_moving, kept = principal_channels(fixed, moving, 12)
+    assert same_fixed is fixed and same_moving is moving and kept == 1.0
+
+
+def test_large_3d_registrations_sample_and_project_by_default_and_not_when_asked():
+    import numpy as np
+
+    import itk_suits
+
+    image = phantom((40, 72, 80), seed=5)
+    moving = np.roll(image, 2, axis=2)
+    sampled = itk_suits.register(image, moving, grid_spacings=(12, 8), iterations=(20, 20))
+    assert sampled.log[-1]["sampling_strides"] != [1, 1, 1]
+    assert sampled.parameters.channels == 6
+    dense = itk_suits.register(image, moving, grid_spacings=(12, 8), iterations=(20, 20), samples=None)
+    assert all(entry["sampling_strides"] == [1, 1, 1] for entry in dense.log)

@@ -8,6 +8,8 @@ from typing import Sequence
 
 from itk_suits.schedule import (
     COARSE_SMOOTHNESS,
+    DEFAULT_CHANNELS,
+    DEFAULT_SAMPLES,
     DEFAULT_GRID_SPACINGS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
@@ -48,11 +50,31 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS", help=SPACINGS_HELP)
     parser.add_argument("--smoothness", nargs="+", type=float, metavar="WEIGHT", help=SMOOTHNESS_HELP)
     parser.add_argument("--learning-rate", type=float, metavar="RATE", help=LEARNING_RATE_HELP)
+    parser.add_argument("--samples", type=_count_or_all, metavar="N|all",
+                        help=f"voxels per iteration; larger working levels are thinned to random lattices "
+                             f"(default: {DEFAULT_SAMPLES}; 'all': every voxel)")
+    parser.add_argument("--channels", type=_count_or_all, metavar="N|all",
+                        help=f"feature channels kept, on the pair's principal components (default: "
+                             f"{DEFAULT_CHANNELS}; 'all': every channel)")
+
+
+def _count_or_all(text: str):
+    """A whole number, or ``"all"`` (no limit)."""
+    if text == "all":
+        return ALL
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}") from None
+
+
+#: The value of an option given as ``all``: the library's ``None`` (no limit).
+ALL = "all"
 
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
 REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "iterations", "smoothness",
-                        "learning_rate", "device", "threads")
+                        "learning_rate", "samples", "channels", "device", "threads")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +89,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def given(arguments: argparse.Namespace, *names: str) -> dict:
     """The options among ``names`` given on the command line (the others keep the library defaults)."""
     values = {name: getattr(arguments, name) for name in names}
-    return {name: tuple(v) if isinstance(v, list) else v for name, v in values.items() if v is not None}
+    return {name: tuple(v) if isinstance(v, list) else None if v is ALL else v
+            for name, v in values.items() if v is not None}
 
 
 def check_output_directory(directory: str, overwrite: bool) -> None:

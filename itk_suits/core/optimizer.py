@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .bspline import BSplineGrid
+from .channels import principal_channels
 from .descent import confidence_floor, descent_step
 from .sampling import Lattice, LatticeSampler, sampling_strides
 from ..schedule import DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE, Scale
@@ -66,6 +67,9 @@ class DescentSettings:
     confidence : float
         Confidence floor of the descent step as a fraction of the mean squared
         fixed-feature gradient norm (see :func:`confidence_floor`).
+    channels : int or None
+        Feature channels kept: more are projected on the pair's leading
+        principal components (see :mod:`.channels`). ``None``: all.
     samples : int or None
         Largest number of working voxels the step is computed at per iteration
         (:class:`MultiScaleDescent` only): a larger working level is thinned to a
@@ -79,6 +83,7 @@ class DescentSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 0.01
     confidence: float = 0.1
+    channels: int | None = None
     samples: int | None = None
     seed: int = 0
 
@@ -422,6 +427,9 @@ class MultiScaleDescent:
         callback: Callable[[IterationInfo], None] | None = None,
         scale_callback: Callable[[dict], None] | None = None,
     ) -> None:
+        if settings.channels is not None:
+            fixed_features, moving_features, self.kept_variance = principal_channels(
+                fixed_features, moving_features, settings.channels, seed=settings.seed)
         self.fixed_features = fixed_features
         self.moving_features = moving_features
         self.scales = list(scales)
@@ -494,7 +502,11 @@ class MultiScaleDescent:
         fixed_valid = None if self.fixed_mask is None else (module.level(self.fixed_mask) > 0.5).to(fixed)
         eps = confidence_floor(fixed, settings.confidence)
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
-        previous = coefficients.clone()
+        sampled = module.sampler.active
+        # on sampled lattices the iterates jitter about the optimum: convergence is judged on, and the
+        # scale returns, their running average (Polyak averaging)
+        tracked = coefficients.clone() if sampled else coefficients
+        previous = tracked.clone()
         full_step = float(learning_rate.max())
         batch = coefficients.shape[0]
         done = [scale.iterations] * batch
@@ -502,12 +514,16 @@ class MultiScaleDescent:
         stopped = [False] * batch
         active = None  # None: every element moves; else [B] booleans
         for iteration in range(1, scale.iterations + 1):
-            lattice = module.sampler.draw() if module.sampler.active else None
+            lattice = module.sampler.draw() if sampled else None
             step = module.step(fixed, moving, coefficients, eps, fixed_valid, lattice)
             optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness, lattice), active)
+            if sampled:
+                weight = _AVERAGING if active is None else _AVERAGING * active.to(tracked).reshape(
+                    (-1,) + (1,) * (tracked.ndim - 1))
+                tracked.lerp_(coefficients, weight)
             if iteration % stopping.check_every == 0:
-                largest = (coefficients - previous).abs().flatten(1).amax(dim=1).tolist()
-                previous.copy_(coefficients)
+                largest = (tracked - previous).abs().flatten(1).amax(dim=1).tolist()
+                previous.copy_(tracked)
                 for element in range(batch):
                     if not stopped[element]:
                         movement[element] = largest[element] / (stopping.check_every * full_step)
@@ -519,6 +535,8 @@ class MultiScaleDescent:
                 if any(stopped):
                     active = torch.tensor([not s for s in stopped], device=coefficients.device)
             self._notify(index, scale, iteration, _largest(movement), start)
+        if sampled:
+            coefficients.copy_(tracked)
         return done, movement
 
     def _notify(self, index, scale, iteration, movement, start):
@@ -527,6 +545,11 @@ class MultiScaleDescent:
                 scale=index, scales=len(self.scales), iteration=iteration, iterations=scale.iterations,
                 grid_spacing=scale.grid_spacing, movement=movement, elapsed=time.perf_counter() - start,
             ))
+
+
+#: Weight of the newest iterate in the running average of a sampled scale (an average over about
+#: ten iterations).
+_AVERAGING = 0.1
 
 
 def _largest(values: Sequence[float]) -> float:

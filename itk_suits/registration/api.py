@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..core import IterationInfo
-from ..schedule import DEFAULT_GRID_SPACINGS, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE
+from ..schedule import (
+    DEFAULT_CHANNELS,
+    DEFAULT_GRID_SPACINGS,
+    DEFAULT_ITERATIONS,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
 from .method import IterationEvent, SuitsRegistrationMethod
 from .progress import registration_progress
 from .result import RegistrationResult
@@ -25,6 +32,9 @@ def register(
     smoothness: Sequence[float] | float | None = None,
     learning_rate: float = DEFAULT_LEARNING_RATE,
     tolerance: float = DEFAULT_TOLERANCE,
+    samples: int | None = DEFAULT_SAMPLES,
+    channels: int | None = DEFAULT_CHANNELS,
+    seed: int = 0,
     device: str = "auto",
     threads: int | None = None,
     spacing=None,
@@ -50,6 +60,9 @@ def register(
         Pre-alignment, composed into the result (see :class:`RegistrationParameters`).
     grid_spacings, iterations, smoothness, learning_rate, tolerance
         The multi-scale schedule (see :class:`RegistrationParameters`).
+    samples, channels, seed
+        Voxels per iteration, feature channels kept, seed of the random choices
+        (see :class:`RegistrationParameters`).
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
     threads : int, optional
@@ -78,8 +91,8 @@ def register(
     """
     method = SuitsRegistrationMethod.New(
         fixed, moving, features=features, grid_spacings=grid_spacings, iterations=iterations,
-        smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance,
-        initial_transform=initial_transform, device=device, threads=threads,
+        smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
+        channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,
     )
     if fixed_mask is not None:
         method.SetFixedMask(fixed_mask)

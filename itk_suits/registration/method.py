@@ -137,6 +137,17 @@ class SuitsRegistrationMethod:
     def SetTolerance(self, tolerance: float) -> None:
         self._set(tolerance=tolerance)
 
+    def SetNumberOfSpatialSamples(self, samples: int | None) -> None:
+        """Largest number of voxels per iteration (``None``: every voxel)."""
+        self._set(samples=samples)
+
+    def SetNumberOfFeatureChannels(self, channels: int | None) -> None:
+        """Feature channels kept after projection on principal components (``None``: all)."""
+        self._set(channels=channels)
+
+    def SetRandomSeed(self, seed: int) -> None:
+        self._set(seed=seed)
+
     def SetDevice(self, device: str) -> None:
         self._set(device=device)
 

@@ -7,13 +7,17 @@ from typing import Any
 
 from ..checks import checked_number
 from ..schedule import (
+    DEFAULT_CHANNELS,
     DEFAULT_GRID_SPACINGS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     Scale,
     build_schedule,
+    checked_channels,
     checked_learning_rate,
+    checked_samples,
     checked_tolerance,
 )
 
@@ -51,6 +55,18 @@ class RegistrationParameters:
         Early stopping: a scale ends when control points move less than this
         fraction of the full Adam step per iteration (``0`` runs every
         iteration), in [0, 1].
+    samples : int or None
+        Largest number of working voxels the step is computed at per iteration
+        (at least 64); larger working levels are thinned to random strided
+        lattices drawn anew every iteration, as elastix samples its metric.
+        ``None``: every voxel (default :data:`~itk_suits.schedule.DEFAULT_SAMPLES`).
+    channels : int or None
+        Feature channels kept: richer features are projected on the pair's
+        leading principal components. ``None``: all (default
+        :data:`~itk_suits.schedule.DEFAULT_CHANNELS`).
+    seed : int
+        Seed of every random choice of the descent (the sampled lattices and the
+        voxels that estimate the principal components).
     initial_transform : None, str or transform
         ``None``/``"identity"``, ``"geometry"`` (image centres), ``"moments"``
         (centres of mass), an itk or SimpleITK transform (e.g. an elastix affine
@@ -71,6 +87,9 @@ class RegistrationParameters:
     smoothness: Any = None
     learning_rate: float = DEFAULT_LEARNING_RATE
     tolerance: float = DEFAULT_TOLERANCE
+    samples: int | None = DEFAULT_SAMPLES
+    channels: int | None = DEFAULT_CHANNELS
+    seed: int = 0
     initial_transform: Any = None
     device: Any = "auto"
     threads: int | None = None
@@ -96,6 +115,9 @@ class RegistrationParameters:
             smoothness=tuple(s.smoothness for s in schedule),
             learning_rate=checked_learning_rate(self.learning_rate),
             tolerance=checked_tolerance(self.tolerance),
+            samples=checked_samples(self.samples),
+            channels=checked_channels(self.channels),
+            seed=checked_number(self.seed, "seed", 0, 2**62, integer=True),
             threads=threads,
         )
 

@@ -130,3 +130,21 @@ def test_large_3d_registrations_sample_and_project_by_default_and_not_when_asked
     assert sampled.parameters.channels == 6
     dense = itk_suits.register(image, moving, grid_spacings=(12, 8), iterations=(20, 20), samples=None)
     assert all(entry["sampling_strides"] == [1, 1, 1] for entry in dense.log)
+
+
+def test_large_images_are_described_on_a_coarser_grid_and_the_field_covers_every_voxel(monkeypatch):
+    import numpy as np
+
+    import itk_suits
+    from itk_suits.registration import inputs
+
+    image = phantom((48, 64), seed=6, blobs=16)
+    moving = np.roll(image, 3, axis=1)  # moving voxel p + 3 x shows fixed voxel p
+    monkeypatch.setattr(inputs, "FEATURE_VOXELS", 1000)
+    result = itk_suits.register(image, moving, spacing=(0.5, 0.8), grid_spacings=(16, 10), iterations=(100, 100))
+    assert result.log[-1]["working_shape"] == [25, 33]  # features and descent on every second voxel
+    field = result.displacement_field  # mm, (48, 64, 2), on every fixed voxel
+    assert field.shape == (48, 64, 2)
+    inner = field[8:-8, 8:-8]
+    assert abs(np.median(inner[..., 0]) - 3 * 0.5) < 0.3 and abs(np.median(inner[..., 1])) < 0.3
+    np.testing.assert_allclose(np.asarray(result.control_spacing), (10.0, 10.0), rtol=0.05)  # in fixed voxels

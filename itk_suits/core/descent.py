@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .warp import central_differences, spatial_gradient
+from .warp import central_difference, central_differences
 
 __all__ = ["descent_step", "confidence_floor"]
 
@@ -91,7 +91,8 @@ def confidence_floor(features: torch.Tensor, fraction: float) -> torch.Tensor:
     torch.Tensor
         ``[B, 1, ...]`` broadcastable per-image floor.
     """
-    energy = (spatial_gradient(features) ** 2).sum(dim=2).mean(dim=1, keepdim=True)
-    mean_energy = energy.flatten(2).mean(dim=2)
+    # one axis at a time: no [B, C, ndim, ...] stack of derivatives (large images)
+    mean_energy = sum(central_difference(features, dim).square().flatten(1).mean(dim=1, keepdim=True)
+                      for dim in range(2, features.ndim))
     shape = (features.shape[0], 1) + (1,) * (features.ndim - 2)
     return (fraction * mean_energy).reshape(shape) + 1e-12

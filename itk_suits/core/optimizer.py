@@ -259,7 +259,7 @@ class BSplineDescentStep:
         factors = resolution or _auto_resolution(self.image_shape, spacing)
         self.working = level_shape(self.image_shape, factors)
         self.grid = BSplineGrid(self.image_shape, spacing, self.working, device=device, dtype=dtype)
-        self.identity = identity_grid(self.working, device, dtype)
+        self._identity = None  # the working level's sampling grid, built on first use
         # full-resolution voxel displacement -> normalised offset; working-voxel step -> full-resolution voxels
         self.to_normalized = voxel_to_normalized(self.image_shape, device, dtype)
         self.to_full = torch.tensor(
@@ -289,8 +289,10 @@ class BSplineDescentStep:
 
     def warp(self, moving: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         """Working-level ``moving`` sampled through the field of ``coefficients`` at every working voxel."""
+        if self._identity is None:
+            self._identity = identity_grid(self.working, coefficients.device, coefficients.dtype)
         displacement = self.grid.dense(coefficients)
-        sampling = self.identity + torch.movedim(displacement, 1, -1) * self.to_normalized
+        sampling = self._identity + torch.movedim(displacement, 1, -1) * self.to_normalized
         return F.grid_sample(moving, sampling, mode="bilinear", padding_mode="border", align_corners=True)
 
     def step(
@@ -394,6 +396,11 @@ class MultiScaleDescent:
         Called with an :class:`IterationInfo` after every iteration.
     scale_callback : callable, optional
         Called with a scale's log entry (see :attr:`log`) when the scale ends.
+    output_shape : sequence of int, optional
+        The grid (array order, same extent, corner-aligned) on which :meth:`run`
+        returns the field and in whose voxels :attr:`coefficients` and
+        :attr:`grid_spacing` are given, when the features lie on a coarser one
+        (large images); default: the features' grid.
 
     Attributes
     ----------
@@ -426,6 +433,7 @@ class MultiScaleDescent:
         moving_mask: torch.Tensor | None = None,
         callback: Callable[[IterationInfo], None] | None = None,
         scale_callback: Callable[[dict], None] | None = None,
+        output_shape: Sequence[int] | None = None,
     ) -> None:
         if settings.channels is not None:
             fixed_features, moving_features, self.kept_variance = principal_channels(
@@ -439,6 +447,7 @@ class MultiScaleDescent:
         self.moving_mask = moving_mask
         self.callback = callback
         self.scale_callback = scale_callback
+        self.output_shape = tuple(output_shape) if output_shape is not None else None
         self.log: list[dict] = []
         self._elements: list[dict] = []  # per scale: "iterations" and "movement", one value per element
 
@@ -446,8 +455,12 @@ class MultiScaleDescent:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.fixed_features.shape[2:])
 
-    def run(self) -> torch.Tensor:
-        """Register; returns the dense displacement ``[B, ndim, *spatial]`` in voxels."""
+    def run(self, dense: bool = True) -> torch.Tensor | None:
+        """Register; returns the dense displacement ``[B, ndim, *output_shape]`` in output voxels.
+
+        With ``dense=False`` only :attr:`coefficients` and :attr:`grid_spacing` are
+        set and nothing is returned (the field of a large image need not exist twice).
+        """
         shape = self.shape
         batch = self.fixed_features.shape[0]
         device, dtype = self.fixed_features.device, self.fixed_features.dtype
@@ -476,10 +489,15 @@ class MultiScaleDescent:
             })
             if self.scale_callback is not None:
                 self.scale_callback(self.log[-1])
-        self.coefficients = coefficients
-        self.grid_spacing = module.grid.spacing
-        full = BSplineGrid(shape, module.grid.spacing, device=device, dtype=dtype)
-        return full.dense(coefficients)
+        output = self.output_shape or shape
+        # feature voxels -> output voxels, per component (x, y[, z]) and per axis (array order)
+        factors = [(n - 1) / (m - 1) if m > 1 else 1.0 for n, m in zip(output, shape)]
+        to_output = torch.tensor(factors[::-1], device=device, dtype=dtype).reshape((1, -1) + (1,) * len(shape))
+        self.coefficients = coefficients * to_output
+        self.grid_spacing = tuple(s * f for s, f in zip(module.grid.spacing, factors))
+        if not dense:
+            return None
+        return BSplineGrid(output, self.grid_spacing, device=device, dtype=dtype).dense(self.coefficients)
 
     def element_log(self, element: int) -> list[dict]:
         """The :attr:`log` of batch element ``element``: its own iterations, convergence and movement.

@@ -16,6 +16,7 @@ __all__ = [
     "voxel_to_normalized",
     "warp",
     "central_differences",
+    "central_difference",
     "spatial_gradient",
     "resize",
     "invert_displacement",
@@ -91,25 +92,24 @@ def central_differences(image: torch.Tensor) -> list[torch.Tensor]:
     list of torch.Tensor
         ``ndim`` tensors ``[B, C, *spatial]``, derivatives along x, y[, z] in that order.
     """
-    differentiable = torch.is_grad_enabled() and image.requires_grad
-    derivatives = []
-    for dim in range(image.ndim - 1, 1, -1):  # x is the last array axis
-        n = image.shape[dim]
-        if n < 2:
-            derivatives.append(torch.zeros_like(image))
-            continue
-        if differentiable:
-            forward = torch.cat([image.narrow(dim, 1, n - 1), image.narrow(dim, n - 1, 1)], dim=dim)
-            backward = torch.cat([image.narrow(dim, 0, 1), image.narrow(dim, 0, n - 1)], dim=dim)
-            derivatives.append((forward - backward) * 0.5)
-            continue
-        out = torch.empty_like(image)
-        if n > 2:
-            torch.sub(image.narrow(dim, 2, n - 2), image.narrow(dim, 0, n - 2), out=out.narrow(dim, 1, n - 2))
-        torch.sub(image.narrow(dim, 1, 1), image.narrow(dim, 0, 1), out=out.narrow(dim, 0, 1))
-        torch.sub(image.narrow(dim, n - 1, 1), image.narrow(dim, n - 2, 1), out=out.narrow(dim, n - 1, 1))
-        derivatives.append(out.mul_(0.5))
-    return derivatives
+    return [central_difference(image, dim) for dim in range(image.ndim - 1, 1, -1)]  # x is the last array axis
+
+
+def central_difference(image: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`central_differences` along one array dimension ``dim`` (2 is the first spatial axis)."""
+    n = image.shape[dim]
+    if n < 2:
+        return torch.zeros_like(image)
+    if torch.is_grad_enabled() and image.requires_grad:
+        forward = torch.cat([image.narrow(dim, 1, n - 1), image.narrow(dim, n - 1, 1)], dim=dim)
+        backward = torch.cat([image.narrow(dim, 0, 1), image.narrow(dim, 0, n - 1)], dim=dim)
+        return (forward - backward) * 0.5
+    out = torch.empty_like(image)
+    if n > 2:
+        torch.sub(image.narrow(dim, 2, n - 2), image.narrow(dim, 0, n - 2), out=out.narrow(dim, 1, n - 2))
+    torch.sub(image.narrow(dim, 1, 1), image.narrow(dim, 0, 1), out=out.narrow(dim, 0, 1))
+    torch.sub(image.narrow(dim, n - 1, 1), image.narrow(dim, n - 2, 1), out=out.narrow(dim, n - 1, 1))
+    return out.mul_(0.5)
 
 
 def spatial_gradient(image: torch.Tensor) -> torch.Tensor:

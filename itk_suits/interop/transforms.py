@@ -166,6 +166,57 @@ def displacement_field_from_index(u_index: np.ndarray, reference: sitk.Image) ->
     return field
 
 
+#: Voxels of the dense field evaluated at once by :func:`displacement_field_from_grid`.
+_SLAB_VOXELS = 2**21
+
+
+def displacement_field_from_grid(control_grid: np.ndarray, grid_spacing, reference: sitk.Image) -> sitk.Image:
+    """The physical displacement field of a cubic B-spline control grid on ``reference``'s grid.
+
+    The same field as :func:`displacement_field_from_index` of the grid's dense
+    voxel displacement, evaluated slab by slab along the first array axis, so
+    that no full-size intermediate array exists besides the output (a
+    512x512x300 field is 1.8 GiB in float64).
+
+    Parameters
+    ----------
+    control_grid : numpy.ndarray
+        ``(ndim, *control grid shape)`` coefficients in voxels of ``reference``,
+        components (x, y[, z]); control point ``k`` at voxel ``(k - 1) * s``.
+    grid_spacing : sequence of float
+        Control-point spacing ``s`` in voxels, array order.
+    reference : SimpleITK.Image
+        The fixed image.
+
+    Returns
+    -------
+    SimpleITK.Image
+        ``sitkVectorFloat64`` on ``reference``'s grid, mm, ITK's (x, y[, z]) order.
+    """
+    import torch
+
+    from itk_suits.core.bspline import BSplineGrid, apply_along_axes
+
+    ndim = reference.GetDimension()
+    shape = tuple(reversed(reference.GetSize()))
+    coefficients = torch.from_numpy(np.asarray(control_grid, dtype=np.float64))[None]
+    grid = BSplineGrid(shape, grid_spacing, dtype=torch.float64)
+    if coefficients.shape[1:] != (ndim,) + grid.shape:
+        raise GeometryError(f"control grid of shape {tuple(control_grid.shape)} does not fit a {shape} reference "
+                            f"with control spacing {tuple(grid_spacing)} (expected {(ndim,) + grid.shape})")
+    to_physical = _index_to_physical(reference)
+    millimetres = np.empty(shape + (ndim,), dtype=np.float64)
+    slab = max(1, _SLAB_VOXELS // max(1, int(np.prod(shape[1:]))))
+    for start in range(0, shape[0], slab):
+        rows = grid.matrices[0][start:start + slab]
+        u = apply_along_axes(coefficients, [rows] + grid.matrices[1:])[0].numpy()
+        millimetres[start:start + slab] = np.einsum("ij,j...->...i", to_physical, u)
+    field = sitk.GetImageFromArray(millimetres, isVector=True)
+    del millimetres
+    field.CopyInformation(reference)
+    return field
+
+
 def bspline_transform_from_index(coefficients: np.ndarray, grid_spacing, reference: sitk.Image) -> sitk.BSplineTransform:
     """The exact cubic ``BSplineTransform`` of a control grid in voxel units.
 
@@ -259,16 +310,20 @@ def index_displacement_from_field(field: sitk.Image) -> np.ndarray:
     return np.ascontiguousarray(np.einsum("ij,...j->i...", np.linalg.inv(_index_to_physical(field)), millimetres))
 
 
-def displacement_field_transform(field: sitk.Image, kind: str) -> Any:
+def displacement_field_transform(field: sitk.Image, kind: str, consume: bool = False) -> Any:
     """Displacement field transform in the caller's library.
 
     Parameters
     ----------
     field : SimpleITK.Image
         Vector image with ``ndim`` components in mm (see
-        :func:`displacement_field_from_index`). Not modified.
+        :func:`displacement_field_from_index`). Not modified unless ``consume``.
     kind : {"sitk", "numpy", "itk"}
         Caller's library; numpy callers get a SimpleITK transform.
+    consume : bool
+        SimpleITK only: hand a ``sitkVectorFloat64`` ``field`` over to the
+        transform without a copy (``field`` is left empty), for fields too large
+        to hold twice.
 
     Returns
     -------
@@ -284,6 +339,8 @@ def displacement_field_transform(field: sitk.Image, kind: str) -> Any:
     """
     check_kind(kind)
     _check_field(field)
+    if consume and kind != "itk" and field.GetPixelID() == sitk.sitkVectorFloat64:
+        return sitk.DisplacementFieldTransform(field)  # the constructor takes the image over
     # Cast always returns a new image: the SimpleITK constructor empties the image it is given.
     field64 = sitk.Cast(field, sitk.sitkVectorFloat64)
     if kind != "itk":

@@ -14,7 +14,7 @@ registration is a batch of one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import SimpleITK as sitk
@@ -51,11 +51,14 @@ class PreparedPair:
     channels : int
         Feature channels.
     fixed_features, moving_features : torch.Tensor or None
-        ``[1, C, *spatial]`` features on the fixed grid (full resolution); handed
+        ``[1, C, *feature grid]`` features on the fixed grid, or on a coarser grid
+        of the same extent for large images (see ``feature_reduction``); handed
         over to the descent (``None`` afterwards).
     fixed_mask, moving_mask : torch.Tensor or None
-        ``[1, 1, *spatial]`` 0/1: the fixed mask and the moving field of view on the
-        fixed grid (``None``: everywhere).
+        ``[1, 1, *feature grid]``: the fixed mask and the moving field of view on
+        the feature grid (``None``: everywhere).
+    feature_reduction : int
+        Fixed voxels per feature voxel along each axis (1: full resolution).
     seconds : float
         Wall time of the preparation.
     """
@@ -73,6 +76,7 @@ class PreparedPair:
     moving_features: torch.Tensor | None
     fixed_mask: torch.Tensor | None
     moving_mask: torch.Tensor | None
+    feature_reduction: int
     seconds: float
 
 
@@ -85,14 +89,11 @@ class BatchDescent:
     descent : MultiScaleDescent
         The finished descent: ``coefficients`` ``[B, ndim, *grid]`` (voxels),
         ``grid_spacing``, ``log`` and ``element_log(b)``.
-    displacement : torch.Tensor
-        ``[B, ndim, *spatial]`` dense displacement in fixed voxels, components (x, y[, z]).
     seconds : float
         Wall time of the descent, shared by the pairs of the batch.
     """
 
     descent: MultiScaleDescent
-    displacement: torch.Tensor
     seconds: float
 
 
@@ -157,10 +158,12 @@ def descend(
         for pair in pairs:
             pair.fixed_features = pair.moving_features = None
         parameters = first.parameters
+        reduction = first.feature_reduction
+        schedule = [replace(scale, grid_spacing=scale.grid_spacing / reduction) for scale in parameters.schedule()]
         descent = MultiScaleDescent(
             fixed,
             moving,
-            parameters.schedule(),
+            schedule,
             DescentSettings(learning_rate=parameters.learning_rate, channels=parameters.channels,
                             samples=parameters.samples, seed=parameters.seed),
             EarlyStopping(tolerance=parameters.tolerance),
@@ -168,6 +171,9 @@ def descend(
             moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], fixed),
             callback=callback,
             scale_callback=scale_callback,
+            output_shape=tuple(reversed(size)),
         )
-        displacement = descent.run()
-    return BatchDescent(descent, displacement, time.perf_counter() - start)
+        del fixed, moving  # the descent holds the (possibly projected) features it needs
+        descent.run(dense=False)
+        descent.fixed_features = descent.moving_features = None  # the result needs only the control grids
+    return BatchDescent(descent, time.perf_counter() - start)

@@ -11,7 +11,13 @@ import torch
 from ..errors import GeometryError, InputImageError
 from ..interop import images as image_io
 
-__all__ = ["read_pair", "read_fixed_mask", "check_size", "field_of_view", "to_tensor"]
+__all__ = ["read_pair", "read_fixed_mask", "check_size", "field_of_view", "to_tensor", "feature_grid"]
+
+#: Largest number of voxels features are computed on; a larger fixed image is
+#: described on a coarser grid of the same extent (every axis reduced by the
+#: same whole factor), which bounds the memory of the features and of the
+#: descent. The field is still evaluated, exactly, on every fixed voxel.
+FEATURE_VOXELS = 2**24
 
 #: Voxels of the moving field of view given up at its edge, so that descriptor
 #: patches straddling the edge stay out of the descent.
@@ -105,3 +111,27 @@ def to_tensor(image: sitk.Image, device: torch.device) -> torch.Tensor:
     """A scalar image as a float32 tensor ``[1, 1, *array shape]`` on ``device``."""
     array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
     return torch.from_numpy(array)[None, None].to(device)
+
+
+def feature_grid(shape: Sequence[int], limit: int | None = None) -> tuple[tuple[int, ...], int]:
+    """The grid features are computed on for a fixed image of array shape ``shape``.
+
+    ``limit`` defaults to :data:`FEATURE_VOXELS`.
+
+    Returns
+    -------
+    shape : tuple of int
+        Array shape of the feature grid: ``round((n - 1) / r) + 1`` voxels per axis,
+        spanning the same extent (corner-aligned), at most ``limit`` voxels.
+    reduction : int
+        ``r``: fixed voxels per feature voxel (1 when ``shape`` is within the limit).
+    """
+    limit = FEATURE_VOXELS if limit is None else limit
+    shape = tuple(int(n) for n in shape)
+    reduction = 1
+    reduced = shape
+    while int(np.prod(reduced)) > limit:
+        reduction += 1
+        reduced = tuple(max(2, int(round((n - 1) / reduction)) + 1) for n in shape)
+    return reduced, reduction
+

@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..core import IterationInfo, resolve_device
+from ..core import IterationInfo, resize, resolve_device
 from ..errors import ParameterError, RegistrationError
 from ..features import get_feature_extractor
 from ..interop import images as image_io
@@ -251,16 +251,21 @@ class SuitsRegistrationMethod:
         threads = parameters.threads
         if threads is None:
             threads = resources.default_threads(int(np.prod(fixed.GetSize())), device, SINGLE_THREAD_VOXELS)
+        grid, reduction = inputs.feature_grid(tuple(reversed(fixed.GetSize())))
+
+        def on_grid(image: sitk.Image | None) -> torch.Tensor | None:
+            return None if image is None else resize(inputs.to_tensor(image, device), grid)
+
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
-            fixed_features = extractor(inputs.to_tensor(fixed, device), role="fixed")
-            moving_features = extractor(inputs.to_tensor(moving_on_fixed, device), role="moving")
+            fixed_features = extractor(on_grid(fixed), role="fixed")
+            moving_features = extractor(on_grid(moving_on_fixed), role="moving")
+            fixed_mask, moving_fov = on_grid(mask), on_grid(moving_mask)
         return PreparedPair(
             parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
             moving_on_fixed=moving_on_fixed, device=device, threads=threads, channels=channels,
             fixed_features=fixed_features, moving_features=moving_features,
-            fixed_mask=None if mask is None else inputs.to_tensor(mask, device),
-            moving_mask=None if moving_mask is None else inputs.to_tensor(moving_mask, device),
+            fixed_mask=fixed_mask, moving_mask=moving_fov, feature_reduction=reduction,
             seconds=time.perf_counter() - start,
         )
 
@@ -275,28 +280,30 @@ class SuitsRegistrationMethod:
         start = time.perf_counter()
         parameters, fixed, moving, kind = prepared.parameters, prepared.fixed, prepared.moving, prepared.kind
         initial = prepared.initial
-        displacement = batch.displacement[element]
-        if not bool(torch.isfinite(displacement).all()):
+        control_grid = batch.descent.coefficients[element]
+        if not bool(torch.isfinite(control_grid).all()):
             raise RegistrationError(
                 f"the descent produced a non-finite displacement with features={parameters.features!r}: "
                 "check that the feature model describes these images (e.g. extract_features), or use "
                 "features='mind'"
             )
-        displacement = displacement.cpu().numpy().astype(np.float64)
-        control_grid = batch.descent.coefficients[element].cpu().numpy().astype(np.float64)
-
-        field_image = transform_io.displacement_field_from_index(displacement, fixed)
-        sitk_transform = compose(initial, transform_io.displacement_field_transform(field_image, "sitk"), "sitk")
+        control_grid = control_grid.cpu().numpy().astype(np.float64)
+        spacing = batch.descent.grid_spacing
+        # the transforms hold the only dense copies of the field (built without intermediate copies)
+        field_image = transform_io.displacement_field_from_grid(control_grid, spacing, fixed)
+        if kind == "itk":
+            field_itk = transform_io.displacement_field_transform(field_image, "itk")
+        deformable = transform_io.displacement_field_transform(field_image, "sitk", consume=True)
+        sitk_transform = compose(initial, deformable, "sitk")
         if kind == "itk":
             initial_out = None if initial is None else _initial_for_itk(parameters.initial_transform, initial)
-            transform = compose(initial_out, transform_io.displacement_field_transform(field_image, "itk"), "itk")
+            transform = compose(initial_out, field_itk, "itk")
         else:
             transform = sitk_transform
         warped = image_io.resample(moving, fixed, sitk_transform, "linear")
         self._result = RegistrationResult(
             warped=image_io.to_kind(warped, kind),
             transform=transform,
-            displacement_field=image_io.to_kind(field_image, kind),
             log=batch.descent.element_log(element),
             seconds=prepared.seconds + batch.seconds + time.perf_counter() - start,
             device=str(prepared.device),
@@ -306,9 +313,8 @@ class SuitsRegistrationMethod:
             moving_image=moving,
             moving_on_fixed=prepared.moving_on_fixed,
             sitk_transform=sitk_transform,
-            index_displacement=displacement,
             control_grid=control_grid,
-            control_spacing=batch.descent.grid_spacing,
+            control_spacing=spacing,
             initial_transform=initial,
         )
         self._invoke(EndEvent, self._result)

@@ -1,18 +1,19 @@
 """What a registration needs from the machine: memory, threads, and out-of-memory errors.
 
-The estimate counts every large array of a registration of ``N`` voxels with
-``C`` feature channels in ``d`` dimensions:
+The estimate follows the two peaks of a registration of ``N`` fixed voxels,
+``C`` feature channels, ``d`` dimensions, with features on ``N_f <= N``
+voxels (:func:`~itk_suits.registration.inputs.feature_grid`):
 
-* on the descent device: the fixed and moving features and the temporaries of
-  their computation (:data:`DEVICE_BYTES_PER_VOXEL_CHANNEL` per voxel and
-  channel), the dense displacement and sampling grids (4 float32 copies of
-  ``d`` components);
-* on the host: the fixed, moving, resampled and warped images (4 float32), and
-  the float64 copies of the field that become ITK and SimpleITK objects (the
-  voxel displacement, the field image, the transform's own copy and the
-  converted one: 4 copies of ``d`` components).
+* always on the host: the fixed, moving, resampled moving and warped images
+  (4 float32 per voxel);
+* while features are computed, on the descent device: the fixed and the
+  moving features and the temporaries of computing one of them
+  (:data:`DEVICE_BYTES_PER_VOXEL_CHANNEL` per feature voxel and channel);
+* while the result is built, on the host: the dense field in float64 and its
+  copy in the transform (2 float64 of ``d`` components per voxel); the
+  features are gone by then.
 
-On a CPU both parts come out of host memory.
+On a CPU both peaks come out of host memory and the larger one counts.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import numpy as np
 import torch
 
 from ..errors import ResourceError
+from .inputs import feature_grid
 
 __all__ = [
     "memory_estimate", "available_memory", "check_memory", "out_of_memory_guard", "default_threads", "torch_threads",
 ]
 
-#: Device bytes per voxel and feature channel: fixed and moving features plus
-#: the temporaries of computing them (MIND-SSC keeps about five per channel).
-DEVICE_BYTES_PER_VOXEL_CHANNEL = 4 * 12
+#: Bytes per feature voxel and channel: fixed and moving features plus the
+#: temporaries of computing one of them (measured for MIND-SSC: about 21).
+DEVICE_BYTES_PER_VOXEL_CHANNEL = 24
 _FLOAT32, _FLOAT64 = 4, 8
 
 
@@ -55,11 +57,13 @@ def memory_estimate(size: Sequence[int], channels: int, device: torch.device) ->
     """
     voxels = int(np.prod([int(n) for n in size]))
     ndim = len(size)
-    on_device = voxels * (channels * DEVICE_BYTES_PER_VOXEL_CHANNEL + 4 * ndim * _FLOAT32)
-    on_host = voxels * (4 * _FLOAT32 + 4 * ndim * _FLOAT64)
+    feature_voxels = int(np.prod(feature_grid(tuple(size))[0]))
+    images = voxels * 4 * _FLOAT32
+    features = feature_voxels * channels * DEVICE_BYTES_PER_VOXEL_CHANNEL
+    field = voxels * 2 * ndim * _FLOAT64
     if device.type == "cpu":
-        return {"host": on_host + on_device, "device": 0}
-    return {"host": on_host, "device": on_device}
+        return {"host": images + max(features, field), "device": 0}
+    return {"host": images + field, "device": features}
 
 
 def available_memory(device: torch.device) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -9,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 from .._version import __version__
+from ..core import BSplineGrid
 from ..errors import GeometryError
 from ..interop import images as image_io
 from ..interop import transforms as transform_io
@@ -43,8 +46,10 @@ class RegistrationResult:
         numpy callers get a SimpleITK transform.
     displacement_field : itk.Image, SimpleITK.Image or numpy.ndarray
         Physical displacement in millimetres on the fixed grid (vector image;
-        numpy: ``(*shape, ndim)`` with components x, y[, z]).
-        :meth:`bspline_transform` gives the same mapping as an exact B-spline transform.
+        numpy: ``(*shape, ndim)`` with components x, y[, z]); computed from
+        :attr:`control_grid` when first asked for (a large image's field is not
+        held twice). :meth:`bspline_transform` gives the same mapping as an
+        exact B-spline transform.
     log : list of dict
         Per scale: grid spacing, control points, working shape, iterations run,
         convergence, seconds (see :class:`~itk_suits.core.MultiScaleDescent`).
@@ -65,7 +70,7 @@ class RegistrationResult:
     index_displacement : numpy.ndarray
         The deformable part in voxels of the fixed grid: float64, shape
         ``(ndim, *array shape)``, components (x, y[, z]); in millimetres it is
-        ``Direction @ diag(spacing) @ u``.
+        ``Direction @ diag(spacing) @ u``. Computed when first asked for.
     control_grid : numpy.ndarray
         The finest B-spline control grid: float64, shape ``(ndim, *control grid
         shape)``, components (x, y[, z]) in fixed voxels, grid in array order;
@@ -78,7 +83,6 @@ class RegistrationResult:
 
     warped: Any
     transform: Any
-    displacement_field: Any
     log: list
     seconds: float
     device: str
@@ -88,10 +92,20 @@ class RegistrationResult:
     moving_image: sitk.Image = field(repr=False)
     moving_on_fixed: sitk.Image = field(repr=False)
     sitk_transform: sitk.Transform = field(repr=False)
-    index_displacement: np.ndarray = field(repr=False)
     control_grid: np.ndarray = field(repr=False)
     control_spacing: tuple = field(repr=False)
     initial_transform: sitk.Transform | None = field(repr=False)
+
+    @functools.cached_property
+    def index_displacement(self) -> np.ndarray:
+        grid = BSplineGrid(tuple(reversed(self.fixed_image.GetSize())), self.control_spacing, dtype=torch.float64)
+        return grid.dense(torch.from_numpy(self.control_grid)[None])[0].numpy()
+
+    @functools.cached_property
+    def displacement_field(self):
+        field_image = transform_io.displacement_field_from_grid(self.control_grid, self.control_spacing,
+                                                                self.fixed_image)
+        return image_io.to_kind(field_image, self.kind)
 
     def warp(self, image, interpolator: str = "linear", default_value: float = 0.0, spacing=None):
         """Resample another image of the moving subject onto the fixed grid.
@@ -162,8 +176,10 @@ class RegistrationResult:
         os.makedirs(directory, exist_ok=True)
         warped = image_io.resample(self.moving_image, self.fixed_image, self.sitk_transform)
         sitk.WriteImage(warped, paths["warped.nii.gz"])
-        field_image = transform_io.displacement_field_from_index(self.index_displacement, self.fixed_image)
+        field_image = transform_io.displacement_field_from_grid(self.control_grid, self.control_spacing,
+                                                                self.fixed_image)
         sitk.WriteImage(field_image, paths["displacement.nii.gz"])
+        del field_image
         sitk.WriteTransform(self.sitk_transform, paths["transform.h5"])
         save_registration_figure(
             paths["checkerboard.png"],

@@ -1,8 +1,5 @@
 """Every error a user can cause is a clear SuitsError (or one CLI line), never a deep stack trace or NaN."""
 
-import math
-import os
-
 import numpy as np
 import pytest
 import torch

@@ -9,7 +9,7 @@ import torch
 
 import itk_suits
 from itk_suits.core import invert_displacement, random_smooth_displacement, warp
-from itk_suits.errors import GeometryError, InputImageError, ParameterError, PixelTypeError, SuitsError
+from itk_suits.errors import GeometryError, InputImageError, ParameterError, PixelTypeError
 
 from conftest import itk_mapped_points, phantom, remap_nonmonotonic, voxel_points
 

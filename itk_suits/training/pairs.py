@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import itertools
 import numbers
-import os
-import re
 from typing import Mapping, Sequence
 
 import numpy as np

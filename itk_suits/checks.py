@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import ParameterError
 
-__all__ = ["checked_number", "per_scale"]
+__all__ = ["checked_number", "per_scale", "checked_choice"]
 
 
 def checked_number(
@@ -100,3 +100,16 @@ def per_scale(value: Any, name: str, count: int | None, **limits) -> tuple:
         expected = f"one value or one per scale ({count} scales)" if count else "at least one value"
         raise ParameterError(f"{name} needs {expected}, got {value!r}")
     return tuple(checked_number(v, name, **limits) for v in values)
+
+
+def checked_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of the strings ``choices``.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the value given and the values allowed.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+    return value

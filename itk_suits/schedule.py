@@ -28,10 +28,24 @@ __all__ = [
     "checked_channels",
     "DEFAULT_SAMPLES",
     "DEFAULT_CHANNELS",
+    "GRID_UNITS",
+    "DEFAULT_GRID_UNIT",
+    "WORKING_GRIDS",
+    "DEFAULT_WORKING_GRID",
 ]
 
-#: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
+#: Control-point spacing of each scale, coarse to fine, in :data:`DEFAULT_GRID_UNIT` (the paper's numbers).
 DEFAULT_GRID_SPACINGS = (20.0, 10.0, 7.0)
+#: Units of the control-point spacing: fixed-image voxels, or millimetres (as
+#: elastix's ``FinalGridSpacingInPhysicalUnits``).
+GRID_UNITS = ("voxel", "mm")
+DEFAULT_GRID_UNIT = "voxel"
+#: The voxel grid features and descent work on: the fixed image's own
+#: (``"native"``), or about isotropic voxels where the fixed voxels are strongly
+#: anisotropic (``"isotropic"``, e.g. 1.25 x 1.25 x 7.7 mm abdominal MR);
+#: see :func:`itk_suits.registration.inputs.working_grid`.
+WORKING_GRIDS = ("native", "isotropic")
+DEFAULT_WORKING_GRID = "native"
 #: Maximum descent iterations per scale (the paper's).
 DEFAULT_ITERATIONS = 300
 #: Smoothness weights of the coarse scales and of the finest one, calibrated on
@@ -65,8 +79,9 @@ class Scale:
 
     Attributes
     ----------
-    grid_spacing : float
-        Control-point spacing in full-resolution voxels.
+    grid_spacing : float or tuple of float
+        Control-point spacing in full-resolution voxels: one value for every
+        axis, or one per axis in array order.
     iterations : int
         Maximum number of descent iterations.
     smoothness : float
@@ -77,7 +92,7 @@ class Scale:
         ``None`` picks about five working voxels per control spacing.
     """
 
-    grid_spacing: float
+    grid_spacing: float | tuple[float, ...]
     iterations: int
     smoothness: float
     resolution: tuple[int, ...] | None = None

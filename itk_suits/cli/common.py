@@ -11,9 +11,13 @@ from itk_suits.schedule import (
     DEFAULT_CHANNELS,
     DEFAULT_SAMPLES,
     DEFAULT_GRID_SPACINGS,
+    DEFAULT_GRID_UNIT,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_WORKING_GRID,
     FINE_SMOOTHNESS,
+    GRID_UNITS,
+    WORKING_GRIDS,
 )
 
 PROG = "itk-suits"
@@ -22,7 +26,7 @@ SLICE_AXES = {"x": 0, "y": 1, "z": 2}
 DEVICE_HELP = "'auto' (CUDA when present, default), 'cpu' or 'cuda[:N]'"
 ITERATIONS_HELP = (f"maximum iterations per scale, or one number for all scales "
                    f"(default: {DEFAULT_ITERATIONS} on every scale)")
-SPACINGS_HELP = ("control-point spacing per scale in fixed voxels (default: "
+SPACINGS_HELP = ("control-point spacing per scale, in --grid-unit (default: "
                  + " ".join(f"{s:g}" for s in DEFAULT_GRID_SPACINGS) + ")")
 SMOOTHNESS_HELP = (f"smoothness weight per scale, or one for all scales (default: {COARSE_SMOOTHNESS:g} "
                    f"on the coarse scales, {FINE_SMOOTHNESS:g} on the finest)")
@@ -47,7 +51,12 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="'identity' (default), 'geometry' (image centres), 'moments' "
                              "(centres of mass) or a transform file" + initial_transform_note)
-    parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS", help=SPACINGS_HELP)
+    parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="SPACING", help=SPACINGS_HELP)
+    parser.add_argument("--grid-unit", choices=GRID_UNITS,
+                        help=f"unit of --grid-spacings: fixed-image voxels or millimetres (default: {DEFAULT_GRID_UNIT})")
+    parser.add_argument("--working-grid", choices=WORKING_GRIDS,
+                        help="features and descent on the fixed voxels, or on about isotropic voxels where they are "
+                             f"strongly anisotropic (default: {DEFAULT_WORKING_GRID})")
     parser.add_argument("--smoothness", nargs="+", type=float, metavar="WEIGHT", help=SMOOTHNESS_HELP)
     parser.add_argument("--learning-rate", type=float, metavar="RATE", help=LEARNING_RATE_HELP)
     parser.add_argument("--samples", type=_count_or_all, metavar="N|all",
@@ -73,8 +82,8 @@ ALL = "all"
 
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
-REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "iterations", "smoothness",
-                        "learning_rate", "samples", "channels", "device", "threads")
+REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "grid_unit", "working_grid", "iterations",
+                        "smoothness", "learning_rate", "samples", "channels", "device", "threads")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

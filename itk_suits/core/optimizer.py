@@ -237,8 +237,9 @@ class BSplineDescentStep:
     ----------
     image_shape : sequence of int
         Full-resolution fixed image size, array order.
-    grid_spacing : float
-        Control-point spacing in full-resolution voxels.
+    grid_spacing : float or sequence of float
+        Control-point spacing in full-resolution voxels: one value, or one per
+        axis in array order.
     resolution : tuple of int, optional
         Downsampling factor of the working level per axis (default: about five
         working voxels per control spacing).
@@ -255,7 +256,7 @@ class BSplineDescentStep:
                  samples: int | None = None, seed: int = 0):
         self.image_shape = tuple(int(n) for n in image_shape)
         ndim = len(self.image_shape)
-        spacing = (float(grid_spacing),) * ndim
+        spacing = _per_axis(grid_spacing, ndim)
         factors = resolution or _auto_resolution(self.image_shape, spacing)
         self.working = level_shape(self.image_shape, factors)
         self.grid = BSplineGrid(self.image_shape, spacing, self.working, device=device, dtype=dtype)
@@ -478,7 +479,8 @@ class MultiScaleDescent:
             self._elements.append({"iterations": done, "movement": movement})
             self.log.append({
                 "scale": index,
-                "grid_spacing": scale.grid_spacing,
+                "grid_spacing": scale.grid_spacing if isinstance(scale.grid_spacing, (int, float))
+                else list(scale.grid_spacing),
                 "control_points": list(module.grid.shape),
                 "working_shape": list(module.working),
                 "sampling_strides": list(module.sampler.strides),
@@ -568,6 +570,13 @@ class MultiScaleDescent:
 #: Weight of the newest iterate in the running average of a sampled scale (an average over about
 #: ten iterations).
 _AVERAGING = 0.1
+
+
+def _per_axis(spacing: float | Sequence[float], ndim: int) -> tuple[float, ...]:
+    """A control spacing as one float per axis."""
+    if isinstance(spacing, (int, float)):
+        return (float(spacing),) * ndim
+    return tuple(float(s) for s in spacing)
 
 
 def _largest(values: Sequence[float]) -> float:

@@ -8,10 +8,12 @@ from ..core import IterationInfo
 from ..schedule import (
     DEFAULT_CHANNELS,
     DEFAULT_GRID_SPACINGS,
+    DEFAULT_GRID_UNIT,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
+    DEFAULT_WORKING_GRID,
 )
 from .method import IterationEvent, SuitsRegistrationMethod
 from .progress import registration_progress
@@ -28,6 +30,8 @@ def register(
     fixed_mask=None,
     initial_transform=None,
     grid_spacings: Sequence[float] = DEFAULT_GRID_SPACINGS,
+    grid_unit: str = DEFAULT_GRID_UNIT,
+    working_grid: str = DEFAULT_WORKING_GRID,
     iterations: Sequence[int] | int = DEFAULT_ITERATIONS,
     smoothness: Sequence[float] | float | None = None,
     learning_rate: float = DEFAULT_LEARNING_RATE,
@@ -58,8 +62,12 @@ def register(
         Non-zero where the descent may look; must lie on the fixed grid.
     initial_transform : None, "identity", "geometry", "moments", transform or path
         Pre-alignment, composed into the result (see :class:`RegistrationParameters`).
-    grid_spacings, iterations, smoothness, learning_rate, tolerance
-        The multi-scale schedule (see :class:`RegistrationParameters`).
+    grid_spacings, grid_unit, iterations, smoothness, learning_rate, tolerance
+        The multi-scale schedule (see :class:`RegistrationParameters`); ``grid_unit``
+        ``"voxel"`` or ``"mm"``.
+    working_grid : {"native", "isotropic"}
+        Features and descent on the fixed voxels, or on about isotropic voxels
+        where the fixed ones are strongly anisotropic.
     samples, channels, seed
         Voxels per iteration, feature channels kept, seed of the random choices
         (see :class:`RegistrationParameters`).
@@ -90,7 +98,8 @@ def register(
         The descent produced no finite displacement.
     """
     method = SuitsRegistrationMethod.New(
-        fixed, moving, features=features, grid_spacings=grid_spacings, iterations=iterations,
+        fixed, moving, features=features, grid_spacings=grid_spacings, grid_unit=grid_unit,
+        working_grid=working_grid, iterations=iterations,
         smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
         channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,
     )

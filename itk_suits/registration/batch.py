@@ -23,6 +23,7 @@ import torch
 from ..core import DescentSettings, EarlyStopping, IterationInfo, MultiScaleDescent
 from ..errors import ParameterError
 from . import resources
+from .inputs import WorkingGrid
 from .parameters import RegistrationParameters
 
 __all__ = ["PreparedPair", "BatchDescent", "descend"]
@@ -51,14 +52,14 @@ class PreparedPair:
     channels : int
         Feature channels.
     fixed_features, moving_features : torch.Tensor or None
-        ``[1, C, *feature grid]`` features on the fixed grid, or on a coarser grid
-        of the same extent for large images (see ``feature_reduction``); handed
-        over to the descent (``None`` afterwards).
+        ``[1, C, *working.shape]`` features on the working grid (the fixed grid,
+        a coarser one of the same extent for large images, or an about isotropic
+        one); handed over to the descent (``None`` afterwards).
     fixed_mask, moving_mask : torch.Tensor or None
-        ``[1, 1, *feature grid]``: the fixed mask and the moving field of view on
-        the feature grid (``None``: everywhere).
-    feature_reduction : int
-        Fixed voxels per feature voxel along each axis (1: full resolution).
+        ``[1, 1, *working.shape]``: the fixed mask and the moving field of view on
+        the working grid (``None``: everywhere).
+    working : WorkingGrid
+        The grid of the features and the descent.
     seconds : float
         Wall time of the preparation.
     """
@@ -76,7 +77,7 @@ class PreparedPair:
     moving_features: torch.Tensor | None
     fixed_mask: torch.Tensor | None
     moving_mask: torch.Tensor | None
-    feature_reduction: int
+    working: WorkingGrid
     seconds: float
 
 
@@ -100,8 +101,8 @@ class BatchDescent:
 def _batch_settings(pair: PreparedPair) -> tuple:
     """What must be equal for pairs to share a descent."""
     p = pair.parameters
-    return (tuple(pair.fixed.GetSize()), str(pair.device), pair.channels, p.grid_spacings, p.iterations,
-            p.smoothness, p.learning_rate, p.tolerance)
+    return (tuple(pair.fixed.GetSize()), pair.working, str(pair.device), pair.channels, p.grid_spacings,
+            p.grid_unit, p.iterations, p.smoothness, p.learning_rate, p.tolerance)
 
 
 def _stacked(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -158,8 +159,9 @@ def descend(
         for pair in pairs:
             pair.fixed_features = pair.moving_features = None
         parameters = first.parameters
-        reduction = first.feature_reduction
-        schedule = [replace(scale, grid_spacing=scale.grid_spacing / reduction) for scale in parameters.schedule()]
+        # control spacings in working voxels per axis
+        schedule = [replace(scale, grid_spacing=first.working.control_spacing(scale.grid_spacing, parameters.grid_unit))
+                    for scale in parameters.schedule()]
         descent = MultiScaleDescent(
             fixed,
             moving,
@@ -175,5 +177,7 @@ def descend(
         )
         del fixed, moving  # the descent holds the (possibly projected) features it needs
         descent.run(dense=False)
+        for entry, spacing in zip(descent.log, parameters.grid_spacings):  # the spacing as the caller gave it
+            entry.update(grid_spacing=spacing, grid_unit=parameters.grid_unit)
         descent.fixed_features = descent.moving_features = None  # the result needs only the control grids
     return BatchDescent(descent, time.perf_counter() - start)

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..checks import checked_choice
 from ..errors import GeometryError, InputImageError
+from ..schedule import WORKING_GRIDS
 from ..interop import images as image_io
 
-__all__ = ["read_pair", "read_fixed_mask", "check_size", "field_of_view", "to_tensor", "feature_grid"]
+__all__ = [
+    "read_pair", "read_fixed_mask", "check_size", "field_of_view", "to_tensor", "feature_grid", "WorkingGrid",
+    "working_grid",
+]
 
 #: Largest number of voxels features are computed on; a larger fixed image is
 #: described on a coarser grid of the same extent (every axis reduced by the
 #: same whole factor), which bounds the memory of the features and of the
 #: descent. The field is still evaluated, exactly, on every fixed voxel.
 FEATURE_VOXELS = 2**24
+
+#: Voxels whose largest spacing exceeds their smallest by more than this factor
+#: are "strongly anisotropic": an ``"isotropic"`` working grid resamples them.
+ANISOTROPY = 1.5
+
+#: An isotropic working grid may have this many voxels even when the fixed
+#: image has fewer (thin-slice stacks of few voxels are upsampled across slices).
+ISOTROPIC_MIN_VOXELS = 2**20
 
 #: Voxels of the moving field of view given up at its edge, so that descriptor
 #: patches straddling the edge stay out of the descent.
@@ -75,8 +89,18 @@ def read_fixed_mask(mask: Any, fixed: sitk.Image, spacing=None) -> sitk.Image | 
     return image
 
 
-def check_size(fixed: sitk.Image, spacings: Sequence[float]) -> None:
+def check_size(fixed: sitk.Image, spacings: Sequence[float], unit: str = "voxel") -> None:
     """Refuse a fixed image smaller than the coarsest control spacing along an axis.
+
+    Parameters
+    ----------
+    fixed : SimpleITK.Image
+        The fixed image.
+    spacings : sequence of float
+        Control-point spacing per scale.
+    unit : {"voxel", "mm"}
+        Unit of ``spacings``: fixed-image voxels, or millimetres (compared with
+        the image's physical extent).
 
     Raises
     ------
@@ -84,6 +108,15 @@ def check_size(fixed: sitk.Image, spacings: Sequence[float]) -> None:
         With the image size, the spacing and grid spacings that would fit.
     """
     coarsest = max(spacings)
+    if unit == "mm":
+        extent = [n * s for n, s in zip(fixed.GetSize(), fixed.GetSpacing())]
+        if any(e < coarsest for e in extent):
+            raise InputImageError(
+                f"fixed image extent {tuple(round(e, 1) for e in extent)} mm is smaller than the coarsest "
+                f"control-point spacing ({coarsest:g} mm) along an axis: pass smaller grid_spacings, e.g. "
+                f"grid_spacings=({max(2.0, round(min(extent) / 2, 1)):g}, ...)"
+            )
+        return
     if any(n < coarsest for n in fixed.GetSize()):
         raise InputImageError(
             f"fixed image size {fixed.GetSize()} is smaller than the coarsest control-point spacing "
@@ -135,3 +168,70 @@ def feature_grid(shape: Sequence[int], limit: int | None = None) -> tuple[tuple[
         reduced = tuple(max(2, int(round((n - 1) / reduction)) + 1) for n in shape)
     return reduced, reduction
 
+
+
+@dataclass(frozen=True)
+class WorkingGrid:
+    """The voxel grid features and descent work on, spanning the fixed image's extent.
+
+    It shares the fixed image's origin, direction and extent (corner-aligned:
+    its first and last voxels are the fixed image's first and last), with its
+    own number of voxels per axis.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Array shape (z, y, x order).
+    factors : tuple of float
+        Fixed voxels per working voxel along each axis, array order
+        (``(n - 1) / (m - 1)``; above 1 where the working grid is coarser, below
+        1 where it is finer).
+    voxel_size : tuple of float
+        Working voxel size in millimetres, array order.
+    """
+
+    shape: tuple[int, ...]
+    factors: tuple[float, ...]
+    voxel_size: tuple[float, ...]
+
+    @property
+    def voxels(self) -> int:
+        return int(np.prod(self.shape))
+
+    def control_spacing(self, spacing: float, unit: str) -> tuple[float, ...]:
+        """A control-point spacing in working voxels per axis (array order).
+
+        ``spacing`` is in fixed-image voxels (``unit="voxel"``) or millimetres (``"mm"``).
+        """
+        if unit == "mm":
+            return tuple(spacing / v for v in self.voxel_size)
+        return tuple(spacing / f for f in self.factors)
+
+
+def working_grid(size: Sequence[int], spacing: Sequence[float], mode: str = "native",
+                 limit: int | None = None) -> WorkingGrid:
+    """The working grid of a fixed image of ``size`` voxels and ``spacing`` mm (both x, y[, z] order).
+
+    ``"native"`` is the fixed voxel grid itself. ``"isotropic"`` resamples
+    strongly anisotropic voxels (largest spacing over smallest above
+    :data:`ANISOTROPY`) to about isotropic ones: the finest spacing, no finer
+    than the smallest fixed spacing, that keeps the voxel count at most that
+    of the fixed image or :data:`ISOTROPIC_MIN_VOXELS`, whichever is larger
+    (1.25 x 1.25 x 7.7 mm abdominal MR becomes about 2.3 mm isotropic with
+    the same number of voxels; a 0.5 x 0.5 x 7.5 mm stack of a few slices
+    becomes 0.5 mm isotropic). Either way, a grid of more than ``limit``
+    voxels (default :data:`FEATURE_VOXELS`) is coarsened by a whole factor
+    (see :func:`feature_grid`).
+    """
+    checked_choice(mode, "working_grid", WORKING_GRIDS)
+    size = [int(n) for n in size][::-1]
+    spacing = [float(s) for s in spacing][::-1]
+    shape = tuple(size)
+    if mode == "isotropic" and len(size) > 1 and max(spacing) > ANISOTROPY * min(spacing):
+        extent = [(n - 1) * s for n, s in zip(size, spacing)]
+        budget = max(int(np.prod(size)), ISOTROPIC_MIN_VOXELS)
+        step = max(min(spacing), (float(np.prod([e for e in extent if e > 0])) / budget) ** (1.0 / len(size)))
+        shape = tuple(max(2, int(round(e / step)) + 1) if n > 1 else 1 for n, e in zip(size, extent))
+    shape, _ = feature_grid(shape, limit)
+    factors = tuple((n - 1) / (m - 1) if m > 1 else 1.0 for n, m in zip(size, shape))
+    return WorkingGrid(shape, factors, tuple(s * f for s, f in zip(spacing, factors)))

@@ -125,6 +125,14 @@ class SuitsRegistrationMethod:
     def SetGridSpacings(self, spacings: Sequence[float]) -> None:
         self._set(grid_spacings=spacings)
 
+    def SetGridUnit(self, unit: str) -> None:
+        """Unit of the grid spacings: ``"voxel"`` (fixed-image voxels) or ``"mm"``."""
+        self._set(grid_unit=unit)
+
+    def SetWorkingGrid(self, working_grid: str) -> None:
+        """``"native"`` (the fixed voxels) or ``"isotropic"`` (about isotropic voxels where they are anisotropic)."""
+        self._set(working_grid=working_grid)
+
     def SetNumberOfIterations(self, iterations: Sequence[int]) -> None:
         self._set(iterations=iterations)
 
@@ -239,10 +247,11 @@ class SuitsRegistrationMethod:
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
         extractor = get_feature_extractor(parameters.features)
-        inputs.check_size(fixed, parameters.grid_spacings)
+        inputs.check_size(fixed, parameters.grid_spacings, parameters.grid_unit)
         device = resolve_device(parameters.device)
         channels = extractor.channels(fixed.GetDimension())
-        resources.check_memory(fixed.GetSize(), channels, device)
+        working = inputs.working_grid(fixed.GetSize(), fixed.GetSpacing(), parameters.working_grid)
+        resources.check_memory(fixed.GetSize(), channels, device, working.voxels)
         initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
         # the moving image on the fixed grid, extended by its edge values, and where it has data
         moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
@@ -251,10 +260,9 @@ class SuitsRegistrationMethod:
         threads = parameters.threads
         if threads is None:
             threads = resources.default_threads(int(np.prod(fixed.GetSize())), device, SINGLE_THREAD_VOXELS)
-        grid, reduction = inputs.feature_grid(tuple(reversed(fixed.GetSize())))
 
         def on_grid(image: sitk.Image | None) -> torch.Tensor | None:
-            return None if image is None else resize(inputs.to_tensor(image, device), grid)
+            return None if image is None else resize(inputs.to_tensor(image, device), working.shape)
 
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
@@ -265,7 +273,7 @@ class SuitsRegistrationMethod:
             parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
             moving_on_fixed=moving_on_fixed, device=device, threads=threads, channels=channels,
             fixed_features=fixed_features, moving_features=moving_features,
-            fixed_mask=fixed_mask, moving_mask=moving_fov, feature_reduction=reduction,
+            fixed_mask=fixed_mask, moving_mask=moving_fov, working=working,
             seconds=time.perf_counter() - start,
         )
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..checks import checked_number
+from ..checks import checked_choice, checked_number
 from ..schedule import (
     DEFAULT_CHANNELS,
     DEFAULT_GRID_SPACINGS,
+    DEFAULT_GRID_UNIT,
+    DEFAULT_WORKING_GRID,
+    GRID_UNITS,
+    WORKING_GRIDS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
     DEFAULT_SAMPLES,
@@ -40,8 +44,18 @@ class RegistrationParameters:
         intensities, mono-modal only), a learned model folder, or several joined
         with ``+`` (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
     grid_spacings : float or tuple of float
-        Control-point spacing of each scale in fixed-image voxels, coarse to fine,
+        Control-point spacing of each scale in ``grid_unit``, coarse to fine,
         at least 2 (default :data:`~itk_suits.schedule.DEFAULT_GRID_SPACINGS`).
+    grid_unit : {"voxel", "mm"}
+        Unit of ``grid_spacings``: fixed-image voxels (a spacing of 10 is 10
+        voxels along every axis, whatever their size) or millimetres (the same
+        physical spacing along every axis, as elastix's
+        ``FinalGridSpacingInPhysicalUnits``).
+    working_grid : {"native", "isotropic"}
+        The voxel grid features and descent work on: the fixed image's own, or
+        about isotropic voxels where the fixed voxels are strongly anisotropic
+        (see :func:`~itk_suits.registration.inputs.working_grid`). The result
+        is on the fixed grid either way.
     iterations : int or tuple of int
         Maximum iterations per scale, or one number for all
         (default :data:`~itk_suits.schedule.DEFAULT_ITERATIONS`).
@@ -83,6 +97,8 @@ class RegistrationParameters:
 
     features: Any = "mind"
     grid_spacings: Any = DEFAULT_GRID_SPACINGS
+    grid_unit: str = DEFAULT_GRID_UNIT
+    working_grid: str = DEFAULT_WORKING_GRID
     iterations: Any = DEFAULT_ITERATIONS
     smoothness: Any = None
     learning_rate: float = DEFAULT_LEARNING_RATE
@@ -111,6 +127,8 @@ class RegistrationParameters:
         return replace(
             self,
             grid_spacings=tuple(s.grid_spacing for s in schedule),
+            grid_unit=checked_choice(self.grid_unit, "grid_unit", GRID_UNITS),
+            working_grid=checked_choice(self.working_grid, "working_grid", WORKING_GRIDS),
             iterations=tuple(s.iterations for s in schedule),
             smoothness=tuple(s.smoothness for s in schedule),
             learning_rate=checked_learning_rate(self.learning_rate),

@@ -24,11 +24,13 @@ def registration_progress(method: SuitsRegistrationMethod, enabled: bool) -> Ite
     if not enabled:
         yield
         return
-    iterations = method.GetParameters().validated().iterations
+    parameters = method.GetParameters().validated()
+    iterations, spacings = parameters.iterations, parameters.grid_spacings
+    unit = "mm" if parameters.grid_unit == "mm" else "voxels"
     if not is_terminal():
         def report(entry: dict) -> None:
-            print(f"SUITS scale {entry['scale'] + 1}/{len(iterations)}: grid spacing {entry['grid_spacing']:g} "
-                  f"voxels, {entry['iterations']} iterations, {entry['seconds']:.2f} s", file=sys.stderr)
+            print(f"SUITS scale {entry['scale'] + 1}/{len(iterations)}: grid spacing {spacings[entry['scale']]:g} "
+                  f"{unit}, {entry['iterations']} iterations, {entry['seconds']:.2f} s", file=sys.stderr)
 
         tag = method.AddObserver(ScaleEvent, report)
         try:
@@ -44,7 +46,8 @@ def registration_progress(method: SuitsRegistrationMethod, enabled: bool) -> Ite
         count = sum(iterations[: info.scale]) + info.iteration
         bar.update(count - done["count"])
         done["count"] = count
-        bar.set_postfix(scale=f"{info.scale + 1}/{info.scales}", spacing=info.grid_spacing, refresh=False)
+        bar.set_postfix(scale=f"{info.scale + 1}/{info.scales}", spacing=f"{spacings[info.scale]:g} {unit}",
+                        refresh=False)
 
     tag = method.AddObserver(IterationEvent, advance)
     try:

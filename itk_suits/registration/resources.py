@@ -37,7 +37,8 @@ DEVICE_BYTES_PER_VOXEL_CHANNEL = 24
 _FLOAT32, _FLOAT64 = 4, 8
 
 
-def memory_estimate(size: Sequence[int], channels: int, device: torch.device) -> dict[str, int]:
+def memory_estimate(size: Sequence[int], channels: int, device: torch.device,
+                    feature_voxels: int | None = None) -> dict[str, int]:
     """Peak bytes a registration needs, by where they are needed.
 
     Parameters
@@ -48,6 +49,9 @@ def memory_estimate(size: Sequence[int], channels: int, device: torch.device) ->
         Feature channels.
     device : torch.device
         Where the descent runs.
+    feature_voxels : int, optional
+        Voxels of the working grid the features are computed on (default: the
+        native working grid of ``size``, see :func:`~itk_suits.registration.inputs.feature_grid`).
 
     Returns
     -------
@@ -57,7 +61,8 @@ def memory_estimate(size: Sequence[int], channels: int, device: torch.device) ->
     """
     voxels = int(np.prod([int(n) for n in size]))
     ndim = len(size)
-    feature_voxels = int(np.prod(feature_grid(tuple(size))[0]))
+    if feature_voxels is None:
+        feature_voxels = int(np.prod(feature_grid(tuple(size))[0]))
     images = voxels * 4 * _FLOAT32
     features = feature_voxels * channels * DEVICE_BYTES_PER_VOXEL_CHANNEL
     field = voxels * 2 * ndim * _FLOAT64
@@ -76,15 +81,16 @@ def available_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(size: Sequence[int], channels: int, device: torch.device) -> None:
-    """Refuse a registration that cannot fit before any work is done.
+def check_memory(size: Sequence[int], channels: int, device: torch.device,
+                 feature_voxels: int | None = None) -> None:
+    """Refuse a registration that cannot fit before any work is done (arguments as :func:`memory_estimate`).
 
     Raises
     ------
     ResourceError
         Naming the image size, the memory needed and free on each side, and the fix.
     """
-    need = memory_estimate(size, channels, device)
+    need = memory_estimate(size, channels, device, feature_voxels)
     free = {"host": available_memory(torch.device("cpu"))}
     if device.type == "cuda":
         free["device"] = available_memory(device)

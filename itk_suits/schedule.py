@@ -28,6 +28,11 @@ __all__ = [
     "checked_channels",
     "DEFAULT_SAMPLES",
     "DEFAULT_CHANNELS",
+    "DEFAULT_LINEAR_LEVELS",
+    "DEFAULT_LINEAR_ITERATIONS",
+    "DEFAULT_LINEAR_SAMPLES",
+    "DEFAULT_LINEAR_LEARNING_RATE",
+    "LINEAR_VOXELS",
 ]
 
 #: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
@@ -52,6 +57,19 @@ DEFAULT_SAMPLES = 2**16
 #: Feature channels kept; richer features are projected on the pair's leading
 #: principal components (MIND-SSC has 6 channels in 2D, 12 in 3D).
 DEFAULT_CHANNELS = 6
+
+# The linear (rigid, affine) stage before the B-spline one (see itk_suits.core.linear).
+#: Resolution factors of its levels, coarse to fine (voxel size about this many
+#: times the smallest voxel size of the working grid; thick slices are kept).
+DEFAULT_LINEAR_LEVELS = (4, 2, 1)
+#: Maximum iterations per level (a level usually ends earlier, on a plateau).
+DEFAULT_LINEAR_ITERATIONS = (100, 60, 40)
+#: Random fixed voxels compared per iteration.
+DEFAULT_LINEAR_SAMPLES = 4096
+#: Adam step per iteration in voxels of the level, halved on plateaus.
+DEFAULT_LINEAR_LEARNING_RATE = 0.5
+#: Largest working grid of the linear stage: larger feature grids are resized down.
+LINEAR_VOXELS = 2**21
 
 # Sanity limits: beyond them a value is a typo, not a setting.
 _MAX_SPACING = 10_000.0

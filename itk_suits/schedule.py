@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .checks import checked_number, per_scale
+from .errors import ParameterError
 
 __all__ = [
     "Scale",
@@ -33,6 +34,8 @@ __all__ = [
     "DEFAULT_LINEAR_SAMPLES",
     "DEFAULT_LINEAR_LEARNING_RATE",
     "LINEAR_VOXELS",
+    "LINEAR_STAGES",
+    "checked_linear",
 ]
 
 #: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
@@ -70,6 +73,8 @@ DEFAULT_LINEAR_SAMPLES = 4096
 DEFAULT_LINEAR_LEARNING_RATE = 0.5
 #: Largest working grid of the linear stage: larger feature grids are resized down.
 LINEAR_VOXELS = 2**21
+#: The values of the ``linear`` parameter that run a linear stage.
+LINEAR_STAGES = ("rigid", "affine")
 
 # Sanity limits: beyond them a value is a typo, not a setting.
 _MAX_SPACING = 10_000.0
@@ -159,3 +164,12 @@ def checked_samples(value) -> int | None:
 def checked_channels(value) -> int | None:
     """A number of feature channels to keep: ``None`` (all) or a whole number of at least 1."""
     return None if value is None else checked_number(value, "channels", 1, 4096, integer=True)
+
+
+def checked_linear(value) -> str | None:
+    """A linear stage: ``None`` (``"none"`` too), ``"rigid"`` or ``"affine"``."""
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if isinstance(value, str) and value.lower() in LINEAR_STAGES:
+        return value.lower()
+    raise ParameterError(f"linear must be None, 'none', 'rigid' or 'affine', not {value!r}")

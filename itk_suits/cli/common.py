@@ -47,6 +47,9 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="'identity' (default), 'geometry' (image centres), 'moments' "
                              "(centres of mass) or a transform file" + initial_transform_note)
+    parser.add_argument("--linear", choices=("none", "rigid", "affine"),
+                        help="linear stage before the B-spline stage: 'none' (default), 'rigid', or 'affine' "
+                             "(rigid, then affine)")
     parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS", help=SPACINGS_HELP)
     parser.add_argument("--smoothness", nargs="+", type=float, metavar="WEIGHT", help=SMOOTHNESS_HELP)
     parser.add_argument("--learning-rate", type=float, metavar="RATE", help=LEARNING_RATE_HELP)
@@ -73,7 +76,7 @@ ALL = "all"
 
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
-REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "iterations", "smoothness",
+REGISTRATION_OPTIONS = ("features", "initial_transform", "linear", "grid_spacings", "iterations", "smoothness",
                         "learning_rate", "samples", "channels", "device", "threads")
 
 

@@ -46,20 +46,17 @@ from ..schedule import (
     DEFAULT_LINEAR_LEARNING_RATE,
     DEFAULT_LINEAR_LEVELS,
     DEFAULT_LINEAR_SAMPLES,
+    LINEAR_STAGES,
 )
 from .optimizer import GridAdam
 from .warp import channels_last_table, interpolate_with_gradient, resize
 
 __all__ = [
-    "LINEAR_KINDS",
     "LinearRegistration",
     "mean_squared_difference",
     "linear_registration",
     "rescale_voxel_matrix",
 ]
-
-#: The linear stages, in the order they run.
-LINEAR_KINDS = ("rigid", "affine")
 
 #: A similarity to minimise: ``(fixed [B, S, C], moving [B, S, C], weights [B, S]) -> [B]``.
 Similarity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -162,8 +159,8 @@ def linear_registration(
     -------
     LinearRegistration
     """
-    if kind not in LINEAR_KINDS:
-        raise ParameterError(f"linear registration kind must be one of {LINEAR_KINDS}, not {kind!r}")
+    if kind not in LINEAR_STAGES:
+        raise ParameterError(f"linear registration kind must be one of {LINEAR_STAGES}, not {kind!r}")
     ndim = fixed.ndim - 2
     counts = [int(iterations)] * len(levels) if isinstance(iterations, int) else [int(n) for n in iterations]
     frame = _Frame(fixed.shape[2:], spacing, fixed.device)
@@ -175,7 +172,7 @@ def linear_registration(
     began = time.perf_counter()
     pyramid = _pyramid(fixed, moving, fixed_mask, moving_mask, frame, levels)
     with torch.enable_grad():
-        for stage in LINEAR_KINDS[: LINEAR_KINDS.index(kind) + 1]:
+        for stage in LINEAR_STAGES[: LINEAR_STAGES.index(kind) + 1]:
             model = _Rigid(ndim, frame.radius) if stage == "rigid" else _Affine(matrix, frame.radius)
             parameters = model.start(translation)
             for factor, count, level in zip(levels, counts, pyramid):

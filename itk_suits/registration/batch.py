@@ -61,6 +61,8 @@ class PreparedPair:
         Fixed voxels per feature voxel along each axis (1: full resolution).
     seconds : float
         Wall time of the preparation.
+    linear_log : list of dict or None
+        The log of the linear stage (``None``: none ran); ``initial`` then includes it.
     """
 
     parameters: RegistrationParameters
@@ -78,6 +80,7 @@ class PreparedPair:
     moving_mask: torch.Tensor | None
     feature_reduction: int
     seconds: float
+    linear_log: list | None = None
 
 
 @dataclass

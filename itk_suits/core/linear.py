@@ -298,7 +298,7 @@ class _Level:
         self.has_field_of_view = has_field_of_view
         self.frame = frame
         self.voxel_mm = min(s * (n - 1) / (m - 1) for s, n, m in zip(spacing, frame.shape, self.shape))
-        self._table = fixed.flatten(2)  # [B, C, N]
+        self._table = channels_last_table(fixed)  # [B, N, C]
         self._moving_table = channels_last_table(moving)  # [B, N, C (+ 1)]
         # voxels from the centre to the last voxel, (x, y[, z])
         self._half_size = torch.tensor([(n - 1) / 2 for n in self.shape[::-1]], dtype=torch.float64,
@@ -314,7 +314,7 @@ class _Level:
 
     def draw(self, samples: int | None, generator: torch.Generator) -> torch.Tensor:
         """``[B, S]`` indices of level voxels: every (valid) voxel, or ``samples`` drawn at random."""
-        count = self._table.shape[2]
+        count = self._table.shape[1]
         batch = self.fixed.shape[0]
         device = self.fixed.device
         if self.candidates is None:
@@ -349,7 +349,7 @@ class _Level:
             if self.has_field_of_view:
                 weights = weights * (sampled[..., -1] > 0.5).to(sampled)
         moving = sampled[..., :-1] if self.has_field_of_view else sampled
-        fixed = torch.stack([table[:, i] for table, i in zip(self._table, index)]).transpose(1, 2).to(moving)
+        fixed = torch.stack([table.index_select(0, i) for table, i in zip(self._table, index)]).to(moving)
         return similarity(fixed, moving, weights)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .checks import checked_number, per_scale
+from .errors import ParameterError
 
 __all__ = [
     "Scale",
@@ -32,6 +33,13 @@ __all__ = [
     "DEFAULT_GRID_UNIT",
     "WORKING_GRIDS",
     "DEFAULT_WORKING_GRID",
+    "DEFAULT_LINEAR_LEVELS",
+    "DEFAULT_LINEAR_ITERATIONS",
+    "DEFAULT_LINEAR_SAMPLES",
+    "DEFAULT_LINEAR_LEARNING_RATE",
+    "LINEAR_VOXELS",
+    "LINEAR_STAGES",
+    "checked_linear",
 ]
 
 #: Control-point spacing of each scale, coarse to fine, in :data:`DEFAULT_GRID_UNIT` (the paper's numbers).
@@ -66,6 +74,21 @@ DEFAULT_SAMPLES = 2**16
 #: Feature channels kept; richer features are projected on the pair's leading
 #: principal components (MIND-SSC has 6 channels in 2D, 12 in 3D).
 DEFAULT_CHANNELS = 6
+
+# The linear (rigid, affine) stage before the B-spline one (see itk_suits.core.linear).
+#: Resolution factors of its levels, coarse to fine (voxel size about this many
+#: times the smallest voxel size of the working grid; thick slices are kept).
+DEFAULT_LINEAR_LEVELS = (4, 2, 1)
+#: Maximum iterations per level (a level usually ends earlier, on a plateau).
+DEFAULT_LINEAR_ITERATIONS = (100, 60, 40)
+#: Random fixed voxels compared per iteration.
+DEFAULT_LINEAR_SAMPLES = 4096
+#: Adam step per iteration in voxels of the level, halved on plateaus.
+DEFAULT_LINEAR_LEARNING_RATE = 0.5
+#: Largest working grid of the linear stage: larger feature grids are resized down.
+LINEAR_VOXELS = 2**21
+#: The values of the ``linear`` parameter that run a linear stage.
+LINEAR_STAGES = ("rigid", "affine")
 
 # Sanity limits: beyond them a value is a typo, not a setting.
 _MAX_SPACING = 10_000.0
@@ -156,3 +179,12 @@ def checked_samples(value) -> int | None:
 def checked_channels(value) -> int | None:
     """A number of feature channels to keep: ``None`` (all) or a whole number of at least 1."""
     return None if value is None else checked_number(value, "channels", 1, 4096, integer=True)
+
+
+def checked_linear(value) -> str | None:
+    """A linear stage: ``None`` (``"none"`` too), ``"rigid"`` or ``"affine"``."""
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if isinstance(value, str) and value.lower() in LINEAR_STAGES:
+        return value.lower()
+    raise ParameterError(f"linear must be None, 'none', 'rigid' or 'affine', not {value!r}")

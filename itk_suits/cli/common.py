@@ -51,6 +51,9 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="'identity' (default), 'geometry' (image centres), 'moments' "
                              "(centres of mass) or a transform file" + initial_transform_note)
+    parser.add_argument("--linear", choices=("none", "rigid", "affine"),
+                        help="linear stage before the B-spline stage: 'none' (default), 'rigid', or 'affine' "
+                             "(rigid, then affine)")
     parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="SPACING", help=SPACINGS_HELP)
     parser.add_argument("--grid-unit", choices=GRID_UNITS,
                         help=f"unit of --grid-spacings: fixed-image voxels or millimetres (default: {DEFAULT_GRID_UNIT})")
@@ -82,8 +85,8 @@ ALL = "all"
 
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
-REGISTRATION_OPTIONS = ("features", "initial_transform", "grid_spacings", "grid_unit", "working_grid", "iterations",
-                        "smoothness", "learning_rate", "samples", "channels", "device", "threads")
+REGISTRATION_OPTIONS = ("features", "initial_transform", "linear", "grid_spacings", "grid_unit", "working_grid",
+                        "iterations", "smoothness", "learning_rate", "samples", "channels", "device", "threads")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,8 @@ from itk_suits.interop.images import (
     to_kind,
 )
 from itk_suits.interop.transforms import (
+    affine_from_voxel_matrix,
+    compose_affine,
     as_sitk_transform,
     compose,
     displacement_field_from_index,
@@ -25,6 +27,8 @@ from itk_suits.interop.transforms import (
 )
 
 __all__ = [
+    "affine_from_voxel_matrix",
+    "compose_affine",
     "as_sitk_image",
     "as_sitk_transform",
     "check_intensity_image",

@@ -400,6 +400,81 @@ def compose(initial: Any, deformable: Any, kind: str) -> Any:
     return composite
 
 
+#: SimpleITK transforms that are one matrix and one offset (composed by matrix product).
+_LINEAR_TRANSFORMS = tuple(getattr(sitk, name) for name in (
+    "AffineTransform", "Euler2DTransform", "Euler3DTransform", "Similarity2DTransform", "Similarity3DTransform",
+    "TranslationTransform", "VersorTransform", "VersorRigid3DTransform", "ScaleTransform",
+    "ScaleVersor3DTransform", "ScaleSkewVersor3DTransform", "ComposeScaleSkewVersor3DTransform",
+) if hasattr(sitk, name))
+
+
+def affine_from_voxel_matrix(matrix: np.ndarray, reference: sitk.Image) -> sitk.AffineTransform:
+    """The physical ``AffineTransform`` of a linear map between voxels of one grid.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        ``(ndim, ndim + 1)``: voxel ``x`` of ``reference`` (x, y[, z] order) maps
+        to the continuous index ``matrix[:, :ndim] @ x + matrix[:, ndim]`` of the
+        same grid (e.g. :func:`~itk_suits.core.linear.linear_registration` on the
+        fixed grid, where the moving image was resampled with the initial transform).
+    reference : SimpleITK.Image
+        The grid: its origin, spacing and direction.
+
+    Returns
+    -------
+    SimpleITK.AffineTransform
+        The physical point of voxel ``x`` -> the physical point of index ``matrix @ [x, 1]``.
+
+    Raises
+    ------
+    GeometryError
+        ``matrix`` does not have shape ``(ndim, ndim + 1)``.
+    """
+    ndim = reference.GetDimension()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (ndim, ndim + 1):
+        raise GeometryError(f"a {ndim}D voxel matrix has shape {(ndim, ndim + 1)}, not {matrix.shape}")
+    to_physical = _index_to_physical(reference)
+    origin = np.asarray(reference.GetOrigin())
+    linear = to_physical @ matrix[:, :ndim] @ np.linalg.inv(to_physical)
+    translation = origin + to_physical @ matrix[:, ndim] - linear @ origin
+    return sitk.AffineTransform(linear.ravel().tolist(), translation.tolist())
+
+
+def compose_affine(initial: Optional[sitk.Transform], affine: sitk.AffineTransform) -> sitk.Transform:
+    """One transform ``p -> initial(affine(p))``.
+
+    Parameters
+    ----------
+    initial : SimpleITK.Transform or None
+        The initial alignment (fixed -> moving).
+    affine : SimpleITK.AffineTransform
+        Acts first (e.g. from :func:`affine_from_voxel_matrix`).
+
+    Returns
+    -------
+    SimpleITK.Transform
+        An ``AffineTransform`` (the matrix product) when ``initial`` is None or
+        one matrix and offset (affine, Euler, similarity, translation, versor...),
+        a ``CompositeTransform`` otherwise.
+    """
+    if initial is None:
+        return sitk.AffineTransform(affine)
+    initial = initial.Downcast()
+    if not isinstance(initial, _LINEAR_TRANSFORMS):
+        return compose(initial, affine, "sitk")
+    ndim = affine.GetDimension()
+    offset = np.asarray(initial.TransformPoint((0.0,) * ndim))
+    columns = [np.asarray(initial.TransformPoint(tuple(np.eye(ndim)[axis]))) - offset for axis in range(ndim)]
+    first = np.reshape(affine.GetMatrix(), (ndim, ndim))
+    matrix = np.stack(columns, axis=1)
+    # affine(p) = first @ (p - centre) + centre + translation
+    centre, shift = np.asarray(affine.GetCenter()), np.asarray(affine.GetTranslation())
+    first_offset = centre + shift - first @ centre
+    return sitk.AffineTransform((matrix @ first).ravel().tolist(), (matrix @ first_offset + offset).tolist())
+
+
 def initial_transform(
     fixed: sitk.Image, moving: sitk.Image, method: Union[None, str, os.PathLike, Any]
 ) -> Optional[sitk.Transform]:

@@ -41,6 +41,7 @@ def register(
     seed: int = 0,
     device: str = "auto",
     threads: int | None = None,
+    linear: str | None = None,
     spacing=None,
     moving_spacing=None,
     callback: Callable[[IterationInfo], None] | None = None,
@@ -76,6 +77,9 @@ def register(
     threads : int, optional
         torch CPU threads while registering (default: one for images under
         :data:`~itk_suits.registration.SINGLE_THREAD_VOXELS` voxels, torch's setting above).
+    linear : {None, "none", "rigid", "affine"}
+        Linear stage before the B-spline stage, on the same features (see
+        :class:`RegistrationParameters`); ``result.linear_transform`` holds its result.
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional
@@ -102,6 +106,7 @@ def register(
         working_grid=working_grid, iterations=iterations,
         smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
         channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,
+        linear=linear,
     )
     if fixed_mask is not None:
         method.SetFixedMask(fixed_mask)

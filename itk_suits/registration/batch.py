@@ -62,6 +62,8 @@ class PreparedPair:
         The grid of the features and the descent.
     seconds : float
         Wall time of the preparation.
+    linear_log : list of dict or None
+        The log of the linear stage (``None``: none ran); ``initial`` then includes it.
     """
 
     parameters: RegistrationParameters
@@ -79,6 +81,7 @@ class PreparedPair:
     moving_mask: torch.Tensor | None
     working: WorkingGrid
     seconds: float
+    linear_log: list | None = None
 
 
 @dataclass

@@ -32,6 +32,7 @@ from ..interop import images as image_io
 from ..interop import transforms as transform_io
 from . import inputs, resources
 from .batch import BatchDescent, PreparedPair, descend
+from .linear_stage import run_linear_stage
 from .parameters import SINGLE_THREAD_VOXELS, RegistrationParameters
 from .result import RegistrationResult, compose
 
@@ -156,6 +157,10 @@ class SuitsRegistrationMethod:
     def SetRandomSeed(self, seed: int) -> None:
         self._set(seed=seed)
 
+    def SetLinearStage(self, linear: str | None) -> None:
+        """Linear stage before the B-spline one: ``None``/``"none"``, ``"rigid"`` or ``"affine"``."""
+        self._set(linear=linear)
+
     def SetDevice(self, device: str) -> None:
         self._set(device=device)
 
@@ -269,12 +274,21 @@ class SuitsRegistrationMethod:
             fixed_features = extractor(on_grid(fixed), role="fixed")
             moving_features = extractor(on_grid(moving_on_fixed), role="moving")
             fixed_mask, moving_fov = on_grid(mask), on_grid(moving_mask)
+            linear = None
+            if parameters.linear is not None:
+                linear = run_linear_stage(parameters.linear, fixed, working, initial, fixed_features, moving_features,
+                                          fixed_mask, moving_fov, parameters.seed)
+                initial = linear.transform
+                moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
+                moving_mask = inputs.field_of_view(moving, fixed, initial)
+                moving_features = extractor(on_grid(moving_on_fixed), role="moving")
+                moving_fov = on_grid(moving_mask)
         return PreparedPair(
             parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
             moving_on_fixed=moving_on_fixed, device=device, threads=threads, channels=channels,
             fixed_features=fixed_features, moving_features=moving_features,
             fixed_mask=fixed_mask, moving_mask=moving_fov, working=working,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start, linear_log=None if linear is None else linear.log,
         )
 
     def _finish(self, prepared: PreparedPair, batch: BatchDescent, element: int) -> RegistrationResult:
@@ -304,7 +318,8 @@ class SuitsRegistrationMethod:
         deformable = transform_io.displacement_field_transform(field_image, "sitk", consume=True)
         sitk_transform = compose(initial, deformable, "sitk")
         if kind == "itk":
-            initial_out = None if initial is None else _initial_for_itk(parameters.initial_transform, initial)
+            given = parameters.initial_transform if parameters.linear is None else None
+            initial_out = None if initial is None else _initial_for_itk(given, initial)
             transform = compose(initial_out, field_itk, "itk")
         else:
             transform = sitk_transform
@@ -324,6 +339,8 @@ class SuitsRegistrationMethod:
             control_grid=control_grid,
             control_spacing=spacing,
             initial_transform=initial,
+            linear_transform=None if prepared.linear_log is None else (initial_out if kind == "itk" else initial),
+            linear_log=prepared.linear_log,
         )
         self._invoke(EndEvent, self._result)
         return self._result

@@ -21,6 +21,7 @@ from ..schedule import (
     build_schedule,
     checked_channels,
     checked_learning_rate,
+    checked_linear,
     checked_samples,
     checked_tolerance,
 )
@@ -93,6 +94,11 @@ class RegistrationParameters:
         images under :data:`SINGLE_THREAD_VOXELS` voxels (small tensor operations
         gain nothing from threads, and a busy machine makes extra threads
         dramatically slower), torch's own setting for larger ones.
+    linear : str or None
+        Linear stage between the initial transform and the B-spline stage, on the
+        same features: ``None`` (or ``"none"``: no linear stage, the default),
+        ``"rigid"`` or ``"affine"`` (rigid, then affine); see
+        :mod:`itk_suits.core.linear`.
     """
 
     features: Any = "mind"
@@ -109,6 +115,7 @@ class RegistrationParameters:
     initial_transform: Any = None
     device: Any = "auto"
     threads: int | None = None
+    linear: str | None = None
 
     def validated(self) -> "RegistrationParameters":
         """A copy with every setting checked and the schedule as tuples, one value per scale.
@@ -137,6 +144,7 @@ class RegistrationParameters:
             channels=checked_channels(self.channels),
             seed=checked_number(self.seed, "seed", 0, 2**62, integer=True),
             threads=threads,
+            linear=checked_linear(self.linear),
         )
 
     def schedule(self) -> list[Scale]:

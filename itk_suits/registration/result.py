@@ -78,7 +78,16 @@ class RegistrationResult:
     control_spacing : tuple of float
         Control-point spacing of :attr:`control_grid` in fixed voxels, array order.
     initial_transform : SimpleITK.Transform or None
-        The initial alignment (fixed -> moving) composed into :attr:`transform`.
+        The initial alignment (fixed -> moving) composed into :attr:`transform`;
+        with a linear stage, the initial transform composed with it.
+    linear_transform : itk or SimpleITK transform or None
+        The initial transform composed with the linear stage (its affine part
+        alone, without the B-spline stage), in the caller's library; ``None``
+        without a linear stage. :attr:`moving_on_fixed` is the moving image
+        resampled with it.
+    linear_log : list of dict or None
+        The linear stage per stage and level: ``stage`` (``"rigid"``,
+        ``"affine"``), ``factor``, ``shape``, ``iterations``, ``loss``, ``seconds``.
     """
 
     warped: Any
@@ -95,6 +104,8 @@ class RegistrationResult:
     control_grid: np.ndarray = field(repr=False)
     control_spacing: tuple = field(repr=False)
     initial_transform: sitk.Transform | None = field(repr=False)
+    linear_transform: Any = field(default=None, repr=False)
+    linear_log: list | None = field(default=None, repr=False)
 
     @functools.cached_property
     def index_displacement(self) -> np.ndarray:
@@ -196,6 +207,7 @@ class RegistrationResult:
             "device": self.device,
             "seconds": self.seconds,
             "log": self.log,
+            "linear_log": self.linear_log,
             "fixed": image_io.geometry_record(self.fixed_image),
             "moving": image_io.geometry_record(self.moving_image),
         }

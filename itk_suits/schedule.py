@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .checks import checked_number, per_scale
+from .errors import ParameterError
 
 __all__ = [
     "Scale",
@@ -28,6 +29,14 @@ __all__ = [
     "checked_channels",
     "DEFAULT_SAMPLES",
     "DEFAULT_CHANNELS",
+    "METRICS",
+    "DEFAULT_METRIC",
+    "DEFAULT_MI_WEIGHT",
+    "DEFAULT_MI_BINS",
+    "MI_STEP_SIZE",
+    "checked_metric",
+    "checked_mi_weight",
+    "checked_mi_bins",
 ]
 
 #: Control-point spacing of each scale in fixed-image voxels, coarse to fine (the paper's).
@@ -52,6 +61,18 @@ DEFAULT_SAMPLES = 2**16
 #: Feature channels kept; richer features are projected on the pair's leading
 #: principal components (MIND-SSC has 6 channels in 2D, 12 in 3D).
 DEFAULT_CHANNELS = 6
+#: What drives the control grid: the feature step, Mattes mutual information
+#: of the intensities, or both (the feature step plus a weighted MI step).
+METRICS = ("features", "mi", "features+mi")
+DEFAULT_METRIC = "features"
+#: Weight of the mutual information step added to the feature step with
+#: ``metric="features+mi"``.
+DEFAULT_MI_WEIGHT = 1.0
+#: Histogram bins per image of the mutual information.
+DEFAULT_MI_BINS = 32
+#: Mean magnitude, in working voxels, the mutual information step is scaled to
+#: at the start of each scale (the feature step is at most 0.5 voxel per channel).
+MI_STEP_SIZE = 0.5
 
 # Sanity limits: beyond them a value is a typo, not a setting.
 _MAX_SPACING = 10_000.0
@@ -141,3 +162,20 @@ def checked_samples(value) -> int | None:
 def checked_channels(value) -> int | None:
     """A number of feature channels to keep: ``None`` (all) or a whole number of at least 1."""
     return None if value is None else checked_number(value, "channels", 1, 4096, integer=True)
+
+
+def checked_metric(value) -> str:
+    """One of :data:`METRICS`."""
+    if value not in METRICS:
+        raise ParameterError(f"metric must be one of {', '.join(map(repr, METRICS))}, got {value!r}")
+    return value
+
+
+def checked_mi_weight(value) -> float:
+    """A non-negative weight of the mutual information step."""
+    return checked_number(value, "mi_weight", 0, 1_000)
+
+
+def checked_mi_bins(value) -> int:
+    """A number of histogram bins: a whole number in [4, 1024]."""
+    return checked_number(value, "mi_bins", 4, 1024, integer=True)

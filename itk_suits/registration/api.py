@@ -10,6 +10,8 @@ from ..schedule import (
     DEFAULT_GRID_SPACINGS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
 )
@@ -37,6 +39,8 @@ def register(
     seed: int = 0,
     device: str = "auto",
     threads: int | None = None,
+    metric: str = DEFAULT_METRIC,
+    mi_weight: float = DEFAULT_MI_WEIGHT,
     spacing=None,
     moving_spacing=None,
     callback: Callable[[IterationInfo], None] | None = None,
@@ -68,6 +72,12 @@ def register(
     threads : int, optional
         torch CPU threads while registering (default: one for images under
         :data:`~itk_suits.registration.SINGLE_THREAD_VOXELS` voxels, torch's setting above).
+    metric : {"features", "mi", "features+mi"}
+        The feature step (default), Mattes mutual information of the
+        intensities, or the feature step plus ``mi_weight`` times the mutual
+        information step (see :class:`RegistrationParameters`).
+    mi_weight : float
+        Weight of the mutual information step with ``"features+mi"``.
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional
@@ -93,6 +103,7 @@ def register(
         fixed, moving, features=features, grid_spacings=grid_spacings, iterations=iterations,
         smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
         channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,
+        metric=metric, mi_weight=mi_weight,
     )
     if fixed_mask is not None:
         method.SetFixedMask(fixed_mask)

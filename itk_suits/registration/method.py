@@ -145,6 +145,14 @@ class SuitsRegistrationMethod:
         """Feature channels kept after projection on principal components (``None``: all)."""
         self._set(channels=channels)
 
+    def SetMetric(self, metric: str) -> None:
+        """``"features"`` (default), ``"mi"`` (Mattes mutual information) or ``"features+mi"``."""
+        self._set(metric=metric)
+
+    def SetMutualInformationWeight(self, weight: float) -> None:
+        """Weight of the mutual information step with ``metric="features+mi"``."""
+        self._set(mi_weight=weight)
+
     def SetRandomSeed(self, seed: int) -> None:
         self._set(seed=seed)
 
@@ -238,10 +246,12 @@ class SuitsRegistrationMethod:
         parameters = self._parameters.validated()
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
-        extractor = get_feature_extractor(parameters.features)
+        # metric="mi" needs no features; the mutual information adds the intensity as one channel
+        extractor = None if parameters.metric == "mi" else get_feature_extractor(parameters.features)
+        uses_mi = parameters.metric != "features"
         inputs.check_size(fixed, parameters.grid_spacings)
         device = resolve_device(parameters.device)
-        channels = extractor.channels(fixed.GetDimension())
+        channels = (0 if extractor is None else extractor.channels(fixed.GetDimension())) + int(uses_mi)
         resources.check_memory(fixed.GetSize(), channels, device)
         initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
         # the moving image on the fixed grid, extended by its edge values, and where it has data
@@ -258,8 +268,11 @@ class SuitsRegistrationMethod:
 
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
-            fixed_features = extractor(on_grid(fixed), role="fixed")
-            moving_features = extractor(on_grid(moving_on_fixed), role="moving")
+            fixed_intensity, moving_intensity = on_grid(fixed), on_grid(moving_on_fixed)
+            fixed_features = None if extractor is None else extractor(fixed_intensity, role="fixed")
+            moving_features = None if extractor is None else extractor(moving_intensity, role="moving")
+            if not uses_mi:
+                fixed_intensity = moving_intensity = None
             fixed_mask, moving_fov = on_grid(mask), on_grid(moving_mask)
         return PreparedPair(
             parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
@@ -267,6 +280,7 @@ class SuitsRegistrationMethod:
             fixed_features=fixed_features, moving_features=moving_features,
             fixed_mask=fixed_mask, moving_mask=moving_fov, feature_reduction=reduction,
             seconds=time.perf_counter() - start,
+            fixed_intensity=fixed_intensity, moving_intensity=moving_intensity,
         )
 
     def _finish(self, prepared: PreparedPair, batch: BatchDescent, element: int) -> RegistrationResult:

@@ -11,12 +11,18 @@ from ..schedule import (
     DEFAULT_GRID_SPACINGS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_BINS,
+    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     Scale,
     build_schedule,
     checked_channels,
     checked_learning_rate,
+    checked_metric,
+    checked_mi_bins,
+    checked_mi_weight,
     checked_samples,
     checked_tolerance,
 )
@@ -79,6 +85,17 @@ class RegistrationParameters:
         images under :data:`SINGLE_THREAD_VOXELS` voxels (small tensor operations
         gain nothing from threads, and a busy machine makes extra threads
         dramatically slower), torch's own setting for larger ones.
+    metric : str
+        What drives the grid: ``"features"`` (the feature step), ``"mi"``
+        (Mattes mutual information of the intensities; no features are
+        computed) or ``"features+mi"`` (the feature step plus ``mi_weight``
+        times the mutual information step).
+    mi_weight : float
+        Weight of the mutual information step with ``"features+mi"``, at least 0
+        (default :data:`~itk_suits.schedule.DEFAULT_MI_WEIGHT`).
+    mi_bins : int
+        Histogram bins of the mutual information, in [4, 1024]
+        (default :data:`~itk_suits.schedule.DEFAULT_MI_BINS`).
     """
 
     features: Any = "mind"
@@ -93,6 +110,9 @@ class RegistrationParameters:
     initial_transform: Any = None
     device: Any = "auto"
     threads: int | None = None
+    metric: str = DEFAULT_METRIC
+    mi_weight: float = DEFAULT_MI_WEIGHT
+    mi_bins: int = DEFAULT_MI_BINS
 
     def validated(self) -> "RegistrationParameters":
         """A copy with every setting checked and the schedule as tuples, one value per scale.
@@ -119,6 +139,9 @@ class RegistrationParameters:
             channels=checked_channels(self.channels),
             seed=checked_number(self.seed, "seed", 0, 2**62, integer=True),
             threads=threads,
+            metric=checked_metric(self.metric),
+            mi_weight=checked_mi_weight(self.mi_weight),
+            mi_bins=checked_mi_bins(self.mi_bins),
         )
 
     def schedule(self) -> list[Scale]:

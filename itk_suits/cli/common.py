@@ -14,9 +14,12 @@ from itk_suits.schedule import (
     DEFAULT_GRID_UNIT,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_WEIGHT,
     DEFAULT_WORKING_GRID,
     FINE_SMOOTHNESS,
     GRID_UNITS,
+    METRICS,
     WORKING_GRIDS,
 )
 
@@ -68,6 +71,12 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--channels", type=_count_or_all, metavar="N|all",
                         help=f"feature channels kept, on the pair's principal components (default: "
                              f"{DEFAULT_CHANNELS}; 'all': every channel)")
+    parser.add_argument("--metric", choices=METRICS,
+                        help=f"what drives the grid: the feature step, Mattes mutual information of the "
+                             f"intensities, or both (default: {DEFAULT_METRIC})")
+    parser.add_argument("--mi-weight", type=float, metavar="WEIGHT",
+                        help=f"weight of the mutual information step with --metric features+mi "
+                             f"(default: {DEFAULT_MI_WEIGHT:g})")
 
 
 def _count_or_all(text: str):
@@ -86,7 +95,8 @@ ALL = "all"
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
 REGISTRATION_OPTIONS = ("features", "initial_transform", "linear", "grid_spacings", "grid_unit", "working_grid",
-                        "iterations", "smoothness", "learning_rate", "samples", "channels", "device", "threads")
+                        "iterations", "smoothness", "learning_rate", "samples", "channels", "device", "threads",
+                        "metric", "mi_weight")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -48,10 +48,12 @@ from ..schedule import (
     DEFAULT_LINEAR_SAMPLES,
     LINEAR_STAGES,
 )
+from .mutual_information import mutual_information
 from .optimizer import GridAdam
 from .warp import channels_last_table, interpolate_with_gradient, resize
 
 __all__ = [
+    "negative_mutual_information",
     "LinearRegistration",
     "mean_squared_difference",
     "linear_registration",
@@ -88,6 +90,18 @@ def mean_squared_difference(fixed: torch.Tensor, moving: torch.Tensor, weights: 
     """
     squared = (fixed - moving).square().mean(dim=-1)
     return (squared * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-12)
+
+
+def negative_mutual_information(bins: int) -> Similarity:
+    """A similarity to minimise: minus the Mattes mutual information of one channel of bin coordinates.
+
+    The samples' only channel holds intensities in bin coordinates
+    (:func:`~itk_suits.core.mutual_information.to_bin_coordinates`).
+    """
+    def similarity(fixed: torch.Tensor, moving: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return -mutual_information(fixed[..., 0], moving[..., 0], weights, bins)
+
+    return similarity
 
 
 @dataclass

@@ -18,6 +18,20 @@ the smoothness penalty ``w / 2 * ||c - S c||**2`` on the control
 coefficients ``c`` (voxels), ``S`` a separable [1, 2, 1] / 4 smoothing over
 neighbouring control points. The penalty is zero for affine fields and
 strongest for checkerboard patterns, the source of folding.
+
+Mutual information
+------------------
+With ``metric="mi"`` or ``"features+mi"`` the step includes the force of
+Mattes mutual information (:mod:`.mutual_information`): at the working voxels
+of the iteration, ``g_i = W dMI/dm_i grad m_i`` from the warped moving
+intensity ``m`` (carried as one more channel of the moving level, so it is
+warped with the features). Its raw size depends on the images' joint
+histogram, so it is put in the feature step's units: at the first iteration
+of each scale a factor per batch element is chosen that makes the mean force
+magnitude over valid samples :data:`~itk_suits.schedule.MI_STEP_SIZE` working
+voxels, and kept for the scale. The force therefore still shrinks as the
+mutual information approaches its maximum, and the smoothness weights and
+Adam's ``eps`` keep their meaning.
 """
 
 from __future__ import annotations
@@ -33,9 +47,27 @@ import torch.nn.functional as F
 from .bspline import BSplineGrid
 from .channels import principal_channels
 from .descent import confidence_floor, descent_step
+from .mutual_information import intensity_range, mutual_information_force, to_bin_coordinates
 from .sampling import Lattice, LatticeSampler, sampling_strides
-from ..schedule import DEFAULT_LEARNING_RATE, DEFAULT_TOLERANCE, Scale
-from .warp import channels_last_table, identity_grid, interpolate_with_gradient, resize, voxel_to_normalized
+from ..errors import ParameterError
+from ..schedule import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_BINS,
+    DEFAULT_MI_WEIGHT,
+    DEFAULT_TOLERANCE,
+    MI_STEP_SIZE,
+    Scale,
+    checked_metric,
+)
+from .warp import (
+    central_differences,
+    channels_last_table,
+    identity_grid,
+    interpolate_with_gradient,
+    resize,
+    voxel_to_normalized,
+)
 
 __all__ = [
     "DescentSettings",
@@ -77,6 +109,14 @@ class DescentSettings:
         ``None``: every voxel.
     seed : int
         Seed of the lattice offsets.
+    metric : {"features", "mi", "features+mi"}
+        What drives the grid (:class:`MultiScaleDescent` only): the feature
+        step, the mutual information step, or the feature step plus
+        ``mi_weight`` times the mutual information step.
+    mi_weight : float
+        Weight of the mutual information step with ``"features+mi"``.
+    mi_bins : int
+        Histogram bins of the mutual information.
     """
 
     learning_rate: float = DEFAULT_LEARNING_RATE
@@ -86,6 +126,9 @@ class DescentSettings:
     channels: int | None = None
     samples: int | None = None
     seed: int = 0
+    metric: str = DEFAULT_METRIC
+    mi_weight: float = DEFAULT_MI_WEIGHT
+    mi_bins: int = DEFAULT_MI_BINS
 
 
 @dataclass(frozen=True)
@@ -205,9 +248,10 @@ class MovingLevel:
     Attributes
     ----------
     image : torch.Tensor
-        ``[B, C + m, *working]``: the ``C`` feature channels, then (when ``mask``)
-        the field-of-view channel; warped whole by ``grid_sample`` at every
-        working voxel.
+        ``[B, C + i + m, *working]``: the ``C`` feature channels, then (when
+        ``intensity``) the moving intensity in histogram bin coordinates, then
+        (when ``mask``) the field-of-view channel; warped whole by
+        ``grid_sample`` at every working voxel.
     table : torch.Tensor or None
         The same as a ``[B, N, C + m]`` channels-last table (see
         :func:`~itk_suits.core.warp.interpolate_with_gradient`), for sampled lattices.
@@ -215,12 +259,15 @@ class MovingLevel:
         ``C``.
     mask : bool
         The last channel is the moving field of view.
+    intensity : bool
+        Channel ``C`` is the moving intensity (for the mutual information).
     """
 
     image: torch.Tensor
     table: torch.Tensor | None
     channels: int
     mask: bool = False
+    intensity: bool = False
 
 
 class BSplineDescentStep:
@@ -269,24 +316,31 @@ class BSplineDescentStep:
         ).reshape((1, -1) + (1,) * ndim)
         self.sampler = LatticeSampler(self.grid, sampling_strides(self.working, samples),
                                       torch.Generator().manual_seed(seed))
+        self.mi_normaliser = None  # [B, 1, ...]: mutual information force -> working voxels, set on first use
 
     def level(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``[B, C, *image_shape]`` resampled to the working level."""
         return resize(image, self.working)
 
-    def moving_level(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> MovingLevel:
+    def moving_level(self, features: torch.Tensor | None, mask: torch.Tensor | None = None,
+                     intensity: torch.Tensor | None = None) -> MovingLevel:
         """What :meth:`step` warps every iteration, built once per scale.
 
         Parameters
         ----------
-        features : torch.Tensor
-            Working-level moving features ``[B, C, *working]``.
+        features : torch.Tensor or None
+            Working-level moving features ``[B, C, *working]`` (``None``: no feature step).
         mask : torch.Tensor, optional
             ``[B, 1, *working]`` moving field of view; samples it leaves get no step.
+        intensity : torch.Tensor, optional
+            ``[B, 1, *working]`` moving intensity in histogram bin coordinates
+            (:func:`~itk_suits.core.mutual_information.to_bin_coordinates`): the
+            step includes the mutual information force.
         """
-        image = features if mask is None else torch.cat([features, mask], dim=1)
+        image = torch.cat([t for t in (features, intensity, mask) if t is not None], dim=1)
         table = channels_last_table(image) if self.sampler.active else None
-        return MovingLevel(image, table, features.shape[1], mask is not None)
+        channels = 0 if features is None else features.shape[1]
+        return MovingLevel(image, table, channels, mask is not None, intensity is not None)
 
     def warp(self, moving: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         """Working-level ``moving`` sampled through the field of ``coefficients`` at every working voxel."""
@@ -298,19 +352,27 @@ class BSplineDescentStep:
 
     def step(
         self,
-        fixed: torch.Tensor,
+        fixed: torch.Tensor | None,
         moving: torch.Tensor | MovingLevel,
         coefficients: torch.Tensor,
         eps: float | torch.Tensor,
         fixed_valid: torch.Tensor | None = None,
         lattice: Lattice | None = None,
+        fixed_intensity: torch.Tensor | None = None,
+        mi_weight: float = 1.0,
+        mi_bins: int = DEFAULT_MI_BINS,
     ) -> torch.Tensor:
         """Descent step ``[B, ndim, *working]`` (or ``*lattice``) in full-resolution voxels.
 
+        The feature step (when the moving level has feature channels) plus
+        ``mi_weight`` times the mutual information step (when it carries the
+        intensity; see the module notes); the mutual information step alone
+        when there are no features.
+
         Parameters
         ----------
-        fixed : torch.Tensor
-            Working-level fixed features ``[B, C, *working]``.
+        fixed : torch.Tensor or None
+            Working-level fixed features ``[B, C, *working]`` (``None`` without features).
         moving : torch.Tensor or MovingLevel
             Working-level moving features ``[B, C, *working]`` (not yet warped),
             or :meth:`moving_level` of them (with a field of view; needed with a
@@ -325,6 +387,13 @@ class BSplineDescentStep:
             Compute the step only at these voxels (a draw of :attr:`sampler`); the
             moving features and their derivatives there come from the linear
             interpolant (:func:`~itk_suits.core.warp.interpolate_with_gradient`).
+        fixed_intensity : torch.Tensor, optional
+            ``[B, 1, *working]`` fixed intensity in bin coordinates (needed when
+            the moving level carries the intensity).
+        mi_weight : float
+            Weight of the mutual information step when there are features too.
+        mi_bins : int
+            Histogram bins of the bin coordinates.
         """
         if isinstance(moving, torch.Tensor):
             moving = MovingLevel(moving, None, moving.shape[1])
@@ -332,16 +401,38 @@ class BSplineDescentStep:
         if lattice is None:
             warped = self.warp(moving.image, coefficients)
         else:
-            fixed = lattice.take(fixed)
-            fixed_valid = None if fixed_valid is None else lattice.take(fixed_valid)
-            warped, derivatives = self._sample(moving.table, coefficients, lattice, fixed.shape[2:])
+            fixed, fixed_valid, fixed_intensity = (None if t is None else lattice.take(t)
+                                                   for t in (fixed, fixed_valid, fixed_intensity))
+            shape = (fixed if fixed is not None else fixed_intensity).shape[2:]
+            warped, derivatives = self._sample(moving.table, coefficients, lattice, shape)
         valid = fixed_valid
         if moving.mask:
-            inside = (warped[:, -1:] > 0.999).to(fixed)
-            warped = warped[:, :-1]
-            derivatives = None if derivatives is None else [d[:, :-1] for d in derivatives]
+            inside = (warped[:, -1:] > 0.999).to(warped)
             valid = inside if valid is None else valid * inside
-        return descent_step(fixed, warped, eps, valid, derivatives) * self.to_full
+        channels = moving.channels
+        step = None
+        if channels:
+            step = descent_step(fixed, warped[:, :channels], eps, valid,
+                                None if derivatives is None else [d[:, :channels] for d in derivatives])
+        if moving.intensity:
+            intensity = warped[:, channels:channels + 1]
+            gradients = (central_differences(intensity) if derivatives is None
+                         else [d[:, channels:channels + 1] for d in derivatives])
+            information = self._mutual_information_step(fixed_intensity, intensity, gradients, valid, mi_bins)
+            step = information if step is None else step + mi_weight * information
+        return step * self.to_full
+
+    def _mutual_information_step(self, fixed, moving, gradients, valid, bins):
+        """The mutual information force in working voxels, normalised once per scale (module notes)."""
+        weights = torch.ones_like(moving) if valid is None else valid
+        force = mutual_information_force(fixed, moving, gradients, weights, bins)
+        if self.mi_normaliser is None:
+            magnitude = force.square().sum(dim=1, keepdim=True).sqrt().flatten(1).sum(dim=1)
+            mean = magnitude / weights.flatten(1).sum(dim=1).clamp_min(1.0)
+            shape = (-1,) + (1,) * (force.ndim - 1)
+            self.mi_normaliser = torch.where(mean > 0, MI_STEP_SIZE / mean.clamp_min(1e-30),
+                                             torch.zeros_like(mean)).reshape(shape)
+        return force * self.mi_normaliser
 
     def _sample(self, table, coefficients, lattice, lattice_shape):
         """Warped moving channels and their voxel derivatives at the lattice, ``[B, C, *lattice]`` each."""
@@ -378,9 +469,10 @@ class MultiScaleDescent:
 
     Parameters
     ----------
-    fixed_features, moving_features : torch.Tensor
+    fixed_features, moving_features : torch.Tensor or None
         ``[B, C, *spatial]`` features of the fixed image and of the moving image
-        resampled onto the fixed grid (full resolution).
+        resampled onto the fixed grid (full resolution); not used (may be
+        ``None``) with ``settings.metric == "mi"``.
     scales : sequence of Scale
         The schedule, coarse to fine.
     settings : DescentSettings
@@ -402,6 +494,12 @@ class MultiScaleDescent:
         returns the field and in whose voxels :attr:`coefficients` and
         :attr:`grid_spacing` are given, when the features lie on a coarser one
         (large images); default: the features' grid.
+    fixed_intensity, moving_intensity : torch.Tensor, optional
+        ``[B, 1, *spatial]`` intensities of the fixed image and of the moving
+        image on the fixed grid, on the features' grid: needed when
+        ``settings.metric`` uses the mutual information. Each is mapped once to
+        histogram bins between its 0.5 and 99.5 percentiles (within the fixed
+        mask, the moving field of view).
 
     Attributes
     ----------
@@ -435,8 +533,21 @@ class MultiScaleDescent:
         callback: Callable[[IterationInfo], None] | None = None,
         scale_callback: Callable[[dict], None] | None = None,
         output_shape: Sequence[int] | None = None,
+        fixed_intensity: torch.Tensor | None = None,
+        moving_intensity: torch.Tensor | None = None,
     ) -> None:
-        if settings.channels is not None:
+        checked_metric(settings.metric)
+        self.fixed_bins = self.moving_bins = None
+        if settings.metric != "features":
+            if fixed_intensity is None or moving_intensity is None:
+                raise ParameterError(f"metric={settings.metric!r} needs the fixed and moving intensities")
+            self.fixed_bins = to_bin_coordinates(
+                fixed_intensity, intensity_range(fixed_intensity, fixed_mask), settings.mi_bins)
+            self.moving_bins = to_bin_coordinates(
+                moving_intensity, intensity_range(moving_intensity, moving_mask), settings.mi_bins)
+        if settings.metric == "mi":
+            fixed_features = moving_features = None
+        elif settings.channels is not None:
             fixed_features, moving_features, self.kept_variance = principal_channels(
                 fixed_features, moving_features, settings.channels, seed=settings.seed)
         self.fixed_features = fixed_features
@@ -453,8 +564,13 @@ class MultiScaleDescent:
         self._elements: list[dict] = []  # per scale: "iterations" and "movement", one value per element
 
     @property
+    def _reference(self) -> torch.Tensor:
+        """A fixed-grid input: its batch size, spatial shape, device and dtype are the run's."""
+        return self.fixed_features if self.fixed_features is not None else self.fixed_bins
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.fixed_features.shape[2:])
+        return tuple(self._reference.shape[2:])
 
     def run(self, dense: bool = True) -> torch.Tensor | None:
         """Register; returns the dense displacement ``[B, ndim, *output_shape]`` in output voxels.
@@ -463,8 +579,8 @@ class MultiScaleDescent:
         set and nothing is returned (the field of a large image need not exist twice).
         """
         shape = self.shape
-        batch = self.fixed_features.shape[0]
-        device, dtype = self.fixed_features.device, self.fixed_features.dtype
+        batch = self._reference.shape[0]
+        device, dtype = self._reference.device, self._reference.dtype
         learning_rate = adam_learning_rate(shape, self.settings.learning_rate).to(dtype)
         start = time.perf_counter()
         self.log, self._elements = [], []
@@ -516,11 +632,13 @@ class MultiScaleDescent:
     def _run_scale(self, index, scale, module, coefficients, learning_rate, start):
         """Run one scale; returns the iterations run and the last movement measure, one per element."""
         settings, stopping = self.settings, self.stopping
-        fixed = module.level(self.fixed_features)
-        mask = None if self.moving_mask is None else module.level(self.moving_mask)
-        moving = module.moving_level(module.level(self.moving_features), mask)
-        fixed_valid = None if self.fixed_mask is None else (module.level(self.fixed_mask) > 0.5).to(fixed)
-        eps = confidence_floor(fixed, settings.confidence)
+        def level(image):
+            return None if image is None else module.level(image)
+
+        fixed, fixed_intensity = level(self.fixed_features), level(self.fixed_bins)
+        moving = module.moving_level(level(self.moving_features), level(self.moving_mask), level(self.moving_bins))
+        fixed_valid = None if self.fixed_mask is None else (level(self.fixed_mask) > 0.5).to(moving.image)
+        eps = 0.0 if fixed is None else confidence_floor(fixed, settings.confidence)
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
         sampled = module.sampler.active
         # on sampled lattices the iterates jitter about the optimum: convergence is judged on, and the
@@ -535,7 +653,8 @@ class MultiScaleDescent:
         active = None  # None: every element moves; else [B] booleans
         for iteration in range(1, scale.iterations + 1):
             lattice = module.sampler.draw() if sampled else None
-            step = module.step(fixed, moving, coefficients, eps, fixed_valid, lattice)
+            step = module.step(fixed, moving, coefficients, eps, fixed_valid, lattice, fixed_intensity,
+                               settings.mi_weight, settings.mi_bins)
             optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness, lattice), active)
             if sampled:
                 weight = _AVERAGING if active is None else _AVERAGING * active.to(tracked).reshape(

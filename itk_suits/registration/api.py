@@ -11,6 +11,8 @@ from ..schedule import (
     DEFAULT_GRID_UNIT,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     DEFAULT_WORKING_GRID,
@@ -42,6 +44,8 @@ def register(
     device: str = "auto",
     threads: int | None = None,
     linear: str | None = None,
+    metric: str = DEFAULT_METRIC,
+    mi_weight: float = DEFAULT_MI_WEIGHT,
     spacing=None,
     moving_spacing=None,
     callback: Callable[[IterationInfo], None] | None = None,
@@ -80,6 +84,12 @@ def register(
     linear : {None, "none", "rigid", "affine"}
         Linear stage before the B-spline stage, on the same features (see
         :class:`RegistrationParameters`); ``result.linear_transform`` holds its result.
+    metric : {"features", "mi", "features+mi"}
+        The feature step (default), Mattes mutual information of the
+        intensities, or the feature step plus ``mi_weight`` times the mutual
+        information step (see :class:`RegistrationParameters`).
+    mi_weight : float
+        Weight of the mutual information step with ``"features+mi"``.
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional
@@ -107,6 +117,7 @@ def register(
         smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
         channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,
         linear=linear,
+        metric=metric, mi_weight=mi_weight,
     )
     if fixed_mask is not None:
         method.SetFixedMask(fixed_mask)

@@ -64,6 +64,10 @@ class PreparedPair:
         Wall time of the preparation.
     linear_log : list of dict or None
         The log of the linear stage (``None``: none ran); ``initial`` then includes it.
+    fixed_intensity, moving_intensity : torch.Tensor or None
+        ``[1, 1, *feature grid]``: the fixed image and the moving image on the
+        fixed grid, when the metric uses the mutual information (handed over
+        to the descent like the features).
     """
 
     parameters: RegistrationParameters
@@ -82,6 +86,8 @@ class PreparedPair:
     working: WorkingGrid
     seconds: float
     linear_log: list | None = None
+    fixed_intensity: torch.Tensor | None = None
+    moving_intensity: torch.Tensor | None = None
 
 
 @dataclass
@@ -105,11 +111,13 @@ def _batch_settings(pair: PreparedPair) -> tuple:
     """What must be equal for pairs to share a descent."""
     p = pair.parameters
     return (tuple(pair.fixed.GetSize()), pair.working, str(pair.device), pair.channels, p.grid_spacings,
-            p.grid_unit, p.iterations, p.smoothness, p.learning_rate, p.tolerance)
+            p.grid_unit, p.iterations, p.smoothness, p.learning_rate, p.tolerance, p.metric, p.mi_weight, p.mi_bins)
 
 
-def _stacked(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``[B, ...]`` from ``[1, ...]`` tensors (a batch of one is not copied)."""
+def _stacked(tensors: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    """``[B, ...]`` from ``[1, ...]`` tensors (a batch of one is not copied); ``None`` for ``None``s."""
+    if tensors[0] is None:
+        return None
     return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
@@ -159,8 +167,11 @@ def descend(
             resources.out_of_memory_guard(size, channels, device):
         fixed = _stacked([pair.fixed_features for pair in pairs])
         moving = _stacked([pair.moving_features for pair in pairs])
+        fixed_intensity = _stacked([pair.fixed_intensity for pair in pairs])
+        moving_intensity = _stacked([pair.moving_intensity for pair in pairs])
         for pair in pairs:
-            pair.fixed_features = pair.moving_features = None
+            pair.fixed_features = pair.moving_features = pair.fixed_intensity = pair.moving_intensity = None
+        like = fixed if fixed is not None else fixed_intensity
         parameters = first.parameters
         # control spacings in working voxels per axis
         schedule = [replace(scale, grid_spacing=first.working.control_spacing(scale.grid_spacing, parameters.grid_unit))
@@ -170,17 +181,21 @@ def descend(
             moving,
             schedule,
             DescentSettings(learning_rate=parameters.learning_rate, channels=parameters.channels,
-                            samples=parameters.samples, seed=parameters.seed),
+                            samples=parameters.samples, seed=parameters.seed, metric=parameters.metric,
+                            mi_weight=parameters.mi_weight, mi_bins=parameters.mi_bins),
             EarlyStopping(tolerance=parameters.tolerance),
-            fixed_mask=_stacked_masks([pair.fixed_mask for pair in pairs], fixed),
-            moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], fixed),
+            fixed_mask=_stacked_masks([pair.fixed_mask for pair in pairs], like),
+            moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], like),
             callback=callback,
             scale_callback=scale_callback,
             output_shape=tuple(reversed(size)),
+            fixed_intensity=fixed_intensity,
+            moving_intensity=moving_intensity,
         )
-        del fixed, moving  # the descent holds the (possibly projected) features it needs
+        del fixed, moving, like, fixed_intensity, moving_intensity  # the descent holds what it needs
         descent.run(dense=False)
         for entry, spacing in zip(descent.log, parameters.grid_spacings):  # the spacing as the caller gave it
             entry.update(grid_spacing=spacing, grid_unit=parameters.grid_unit)
-        descent.fixed_features = descent.moving_features = None  # the result needs only the control grids
+        # the result needs only the control grids
+        descent.fixed_features = descent.moving_features = descent.fixed_bins = descent.moving_bins = None
     return BatchDescent(descent, time.perf_counter() - start)

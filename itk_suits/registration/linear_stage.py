@@ -1,6 +1,7 @@
 """The linear stage of a registration: rigid or affine alignment of the features before the B-spline stage.
 
-The stage runs on the features of the fixed image and of the moving image
+The stage runs on the features (or, when the metric includes the mutual
+information, the intensities) of the fixed image and of the moving image
 resampled with the initial transform (on a working grid of at most
 :data:`~itk_suits.schedule.LINEAR_VOXELS` voxels), and its result is composed
 into the initial transform: the B-spline stage then starts from the moving
@@ -16,7 +17,13 @@ import SimpleITK as sitk
 import torch
 
 from ..core import resize
-from ..core.linear import linear_registration, rescale_voxel_matrix
+from ..core.linear import (
+    linear_registration,
+    mean_squared_difference,
+    negative_mutual_information,
+    rescale_voxel_matrix,
+)
+from ..core.mutual_information import intensity_range, to_bin_coordinates
 from ..interop import transforms as transform_io
 from ..schedule import (
     DEFAULT_LINEAR_ITERATIONS,
@@ -26,6 +33,7 @@ from ..schedule import (
     LINEAR_VOXELS,
 )
 from . import inputs
+from .parameters import RegistrationParameters
 
 __all__ = ["LinearStage", "run_linear_stage"]
 
@@ -51,33 +59,40 @@ class LinearStage:
 
 
 def run_linear_stage(
-    kind: str,
+    parameters: RegistrationParameters,
     fixed: sitk.Image,
     working: inputs.WorkingGrid,
     initial: sitk.Transform | None,
-    fixed_features: torch.Tensor,
-    moving_features: torch.Tensor,
+    fixed_features: torch.Tensor | None,
+    moving_features: torch.Tensor | None,
+    fixed_intensity: torch.Tensor | None,
+    moving_intensity: torch.Tensor | None,
     fixed_mask: torch.Tensor | None,
     moving_mask: torch.Tensor | None,
-    seed: int,
 ) -> LinearStage:
-    """Rigid or affine registration of the features, composed into the initial transform.
+    """Rigid or affine registration on the registration's similarity, composed into the initial transform.
+
+    With a metric that includes the mutual information (``"mi"``,
+    ``"features+mi"``) the stage maximises the Mattes mutual information of
+    the intensities, a global statistic that suits a global transform;
+    with ``"features"`` it minimises the mean squared feature difference.
 
     Parameters
     ----------
-    kind : {"rigid", "affine"}
+    parameters : RegistrationParameters
+        Validated: ``linear`` (``"rigid"`` or ``"affine"``), ``metric``, ``mi_bins``, ``seed``.
     fixed : SimpleITK.Image
         The fixed image (its grid and geometry).
     working : WorkingGrid
         The grid of the features.
     initial : SimpleITK.Transform or None
-        The transform the moving features were resampled with.
-    fixed_features, moving_features : torch.Tensor
-        ``[1, C, *working.shape]``.
+        The transform the moving image was resampled with.
+    fixed_features, moving_features : torch.Tensor or None
+        ``[1, C, *working.shape]`` (``None`` with ``metric="mi"``).
+    fixed_intensity, moving_intensity : torch.Tensor or None
+        ``[1, 1, *working.shape]`` intensities (needed when the metric includes the mutual information).
     fixed_mask, moving_mask : torch.Tensor or None
         ``[1, 1, *working.shape]``: the fixed mask and the moving field of view.
-    seed : int
-        Seed of the random samples.
     """
     full_shape = tuple(reversed(fixed.GetSize()))
     shape, _ = inputs.feature_grid(working.shape, LINEAR_VOXELS)
@@ -85,13 +100,21 @@ def run_linear_stage(
     def on_working(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return None if tensor is None else resize(tensor, shape)
 
+    if parameters.metric == "features":
+        fixed_values, moving_values, similarity = fixed_features, moving_features, mean_squared_difference
+    else:
+        bins = parameters.mi_bins
+        fixed_values = to_bin_coordinates(fixed_intensity, intensity_range(fixed_intensity, fixed_mask), bins)
+        moving_values = to_bin_coordinates(moving_intensity, intensity_range(moving_intensity, moving_mask), bins)
+        similarity = negative_mutual_information(bins)
     voxel_size = [v * (n - 1) / (m - 1) if m > 1 else v
                   for v, n, m in zip(working.voxel_size, working.shape, shape)][::-1]  # x, y[, z]
     result = linear_registration(
-        on_working(fixed_features), on_working(moving_features), voxel_size, kind=kind,
+        on_working(fixed_values), on_working(moving_values), voxel_size, kind=parameters.linear,
         fixed_mask=on_working(fixed_mask), moving_mask=on_working(moving_mask),
         levels=DEFAULT_LINEAR_LEVELS, iterations=DEFAULT_LINEAR_ITERATIONS,
-        learning_rate=DEFAULT_LINEAR_LEARNING_RATE, samples=DEFAULT_LINEAR_SAMPLES, seed=seed,
+        learning_rate=DEFAULT_LINEAR_LEARNING_RATE, samples=DEFAULT_LINEAR_SAMPLES, seed=parameters.seed,
+        similarity=similarity,
     )
     matrix = rescale_voxel_matrix(result.matrix, shape, full_shape)[0].cpu().numpy().astype(np.float64)
     affine = transform_io.affine_from_voxel_matrix(matrix, fixed)

@@ -154,6 +154,14 @@ class SuitsRegistrationMethod:
         """Feature channels kept after projection on principal components (``None``: all)."""
         self._set(channels=channels)
 
+    def SetMetric(self, metric: str) -> None:
+        """``"features"`` (default), ``"mi"`` (Mattes mutual information) or ``"features+mi"``."""
+        self._set(metric=metric)
+
+    def SetMutualInformationWeight(self, weight: float) -> None:
+        """Weight of the mutual information step with ``metric="features+mi"``."""
+        self._set(mi_weight=weight)
+
     def SetRandomSeed(self, seed: int) -> None:
         self._set(seed=seed)
 
@@ -251,10 +259,12 @@ class SuitsRegistrationMethod:
         parameters = self._parameters.validated()
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
-        extractor = get_feature_extractor(parameters.features)
+        # metric="mi" needs no features; the mutual information adds the intensity as one channel
+        extractor = None if parameters.metric == "mi" else get_feature_extractor(parameters.features)
+        uses_mi = parameters.metric != "features"
         inputs.check_size(fixed, parameters.grid_spacings, parameters.grid_unit)
         device = resolve_device(parameters.device)
-        channels = extractor.channels(fixed.GetDimension())
+        channels = (0 if extractor is None else extractor.channels(fixed.GetDimension())) + int(uses_mi)
         working = inputs.working_grid(fixed.GetSize(), fixed.GetSpacing(), parameters.working_grid)
         resources.check_memory(fixed.GetSize(), channels, device, working.voxels)
         initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
@@ -271,24 +281,34 @@ class SuitsRegistrationMethod:
 
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
-            fixed_features = extractor(on_grid(fixed), role="fixed")
-            moving_features = extractor(on_grid(moving_on_fixed), role="moving")
-            fixed_mask, moving_fov = on_grid(mask), on_grid(moving_mask)
+            fixed_intensity = on_grid(fixed)
+            fixed_features = None if extractor is None else extractor(fixed_intensity, role="fixed")
+            fixed_mask = on_grid(mask)
+
+            def describe_moving() -> tuple:
+                """The moving image's intensities (when the metric needs them), features and field of view."""
+                intensity = on_grid(moving_on_fixed)
+                features = None if extractor is None else extractor(intensity, role="moving")
+                return (intensity if uses_mi else None), features, on_grid(moving_mask)
+
+            moving_intensity, moving_features, moving_fov = describe_moving()
+            if not uses_mi:
+                fixed_intensity = None
             linear = None
             if parameters.linear is not None:
-                linear = run_linear_stage(parameters.linear, fixed, working, initial, fixed_features, moving_features,
-                                          fixed_mask, moving_fov, parameters.seed)
+                linear = run_linear_stage(parameters, fixed, working, initial, fixed_features, moving_features,
+                                          fixed_intensity, moving_intensity, fixed_mask, moving_fov)
                 initial = linear.transform
                 moving_on_fixed = image_io.resample(moving, fixed, initial, "linear", extrapolate=True)
                 moving_mask = inputs.field_of_view(moving, fixed, initial)
-                moving_features = extractor(on_grid(moving_on_fixed), role="moving")
-                moving_fov = on_grid(moving_mask)
+                moving_intensity, moving_features, moving_fov = describe_moving()
         return PreparedPair(
             parameters=parameters, fixed=fixed, moving=moving, kind=kind, initial=initial,
             moving_on_fixed=moving_on_fixed, device=device, threads=threads, channels=channels,
             fixed_features=fixed_features, moving_features=moving_features,
             fixed_mask=fixed_mask, moving_mask=moving_fov, working=working,
             seconds=time.perf_counter() - start, linear_log=None if linear is None else linear.log,
+            fixed_intensity=fixed_intensity, moving_intensity=moving_intensity,
         )
 
     def _finish(self, prepared: PreparedPair, batch: BatchDescent, element: int) -> RegistrationResult:

@@ -15,6 +15,9 @@ from ..schedule import (
     WORKING_GRIDS,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_METRIC,
+    DEFAULT_MI_BINS,
+    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     Scale,
@@ -22,6 +25,9 @@ from ..schedule import (
     checked_channels,
     checked_learning_rate,
     checked_linear,
+    checked_metric,
+    checked_mi_bins,
+    checked_mi_weight,
     checked_samples,
     checked_tolerance,
 )
@@ -99,6 +105,17 @@ class RegistrationParameters:
         same features: ``None`` (or ``"none"``: no linear stage, the default),
         ``"rigid"`` or ``"affine"`` (rigid, then affine); see
         :mod:`itk_suits.core.linear`.
+    metric : str
+        What drives the grid: ``"features"`` (the feature step), ``"mi"``
+        (Mattes mutual information of the intensities; no features are
+        computed) or ``"features+mi"`` (the feature step plus ``mi_weight``
+        times the mutual information step).
+    mi_weight : float
+        Weight of the mutual information step with ``"features+mi"``, at least 0
+        (default :data:`~itk_suits.schedule.DEFAULT_MI_WEIGHT`).
+    mi_bins : int
+        Histogram bins of the mutual information, in [4, 1024]
+        (default :data:`~itk_suits.schedule.DEFAULT_MI_BINS`).
     """
 
     features: Any = "mind"
@@ -116,6 +133,9 @@ class RegistrationParameters:
     device: Any = "auto"
     threads: int | None = None
     linear: str | None = None
+    metric: str = DEFAULT_METRIC
+    mi_weight: float = DEFAULT_MI_WEIGHT
+    mi_bins: int = DEFAULT_MI_BINS
 
     def validated(self) -> "RegistrationParameters":
         """A copy with every setting checked and the schedule as tuples, one value per scale.
@@ -145,6 +165,9 @@ class RegistrationParameters:
             seed=checked_number(self.seed, "seed", 0, 2**62, integer=True),
             threads=threads,
             linear=checked_linear(self.linear),
+            metric=checked_metric(self.metric),
+            mi_weight=checked_mi_weight(self.mi_weight),
+            mi_bins=checked_mi_bins(self.mi_bins),
         )
 
     def schedule(self) -> list[Scale]:

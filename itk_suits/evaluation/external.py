@@ -27,7 +27,7 @@ from typing import Optional
 import SimpleITK as sitk
 
 from itk_suits.errors import ParameterError, SuitsError
-from itk_suits.evaluation.elastix import ElastixResult, displacement_field_on
+from itk_suits.evaluation.elastix import ElastixResult, displacement_field_on, logged_error
 from itk_suits.interop.images import check_same_grid, resample
 from itk_suits.interop.transforms import compose, displacement_field_transform
 
@@ -71,6 +71,9 @@ class ExternalMethod:
         How to create the interpreter (shell commands), for error messages.
     unavailable : type
         :class:`PeerUnavailable` subclass raised when there is no interpreter.
+    error_log : str, optional
+        File the worker writes in its folder whose ``ERROR`` lines explain a
+        failure better than its last line of output (elastix's log).
     """
 
     label: str
@@ -79,6 +82,7 @@ class ExternalMethod:
     worker: str
     how_to: str
     unavailable: type = PeerUnavailable
+    error_log: Optional[str] = None
 
     def _hint(self) -> str:
         return f"{self.how_to}, then set {self.variable}=<that python> or pass python=..."
@@ -158,7 +162,8 @@ class ExternalMethod:
         except subprocess.TimeoutExpired as error:
             raise SuitsError(f"{self.label} did not finish within {timeout:g} s; pass a larger timeout") from error
         if completed.returncode != 0:
-            raise SuitsError(f"{self.label} failed: {_last_line(completed.stderr)}")
+            logged = logged_error(os.path.join(folder, self.error_log)) if self.error_log else ""
+            raise SuitsError(f"{self.label} failed: {logged or _last_line(completed.stderr)}")
         with open(os.path.join(folder, "result.json"), encoding="utf-8") as file:
             return json.load(file)
 

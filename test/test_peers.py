@@ -152,6 +152,23 @@ def set_ants_deterministic(on=True, seed_value=123):
     pass
 '''
 
+FAKE_TORCH = '''
+"""The little of torch the ConvexAdam worker touches (importing the real one takes seconds)."""
+float32 = "float32"
+
+
+def device(name):
+    return name
+
+
+def from_numpy(array):
+    return array
+
+
+def set_num_threads(count):
+    pass
+'''
+
 FAKE_CONVEXADAM = '''
 """A stand-in for convexAdam: a constant displacement VOXELS (array order) in every case."""
 import numpy as np
@@ -189,6 +206,7 @@ def fake_ants(tmp_path):
 @pytest.fixture
 def fake_convexadam(tmp_path):
     return fake_interpreter(tmp_path, {
+        "torch.py": FAKE_TORCH,
         "convexAdam/__init__.py": "",
         "convexAdam/convex_adam_MIND.py": FAKE_CONVEXADAM.format(voxels=[7.0, 0.5, -1.0]),
         "convexadam-0.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: convexadam\nVersion: 0.0\n",
@@ -238,12 +256,11 @@ def test_convexadam_worker_field_is_converted_from_working_voxels_to_fixed_milli
 
 def test_compare_runs_the_peers_and_records_their_settings(fake_ants, fake_convexadam):
     fixed, moving = blob_pair()
-    results = compare(fixed, moving, methods="ants,ants-full,convexadam", ants_python=fake_ants,
+    results = compare(fixed, moving, methods="ants,convexadam", ants_python=fake_ants,
                       convexadam_python=fake_convexadam, progress=False)
     methods = results["pairs"][0]["methods"]
-    assert all(methods[name]["status"] == "ok" for name in ("ants", "ants-full", "convexadam"))
-    assert methods["ants"]["settings"]["transform"] == "SyN"
-    assert methods["ants-full"]["settings"]["reg_iterations"] == [100, 70, 50, 20]
+    assert methods["ants"]["status"] == "ok" and methods["convexadam"]["status"] == "ok"
+    assert methods["ants"]["settings"] == {"transform": "SyN", "reg_iterations": None}
     assert methods["convexadam"]["working_spacing_mm"] == pytest.approx(np.sqrt(2.0))
     assert methods["ants"]["folding_percent"] == 0.0
     assert "0.0-fake" in results["settings"]["ants"]

@@ -2,7 +2,7 @@
 
 Usage: ``python _ants_worker.py FOLDER``. ``FOLDER/job.json`` holds
 ``{"type_of_transform": str, "reg_iterations": [int] or null (antspyx's
-default), "random_seed": int, "threads": int or null}``; ``FOLDER`` holds
+default), "random_seed": int}`` (threads: ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``); ``FOLDER`` holds
 ``fixed.mha``, ``moving.mha`` and optionally ``fixed_mask.mha``. Writes
 ``displacement_field.mha`` (the composed forward transforms of
 ``ants.registration`` as a physical displacement field on the fixed grid,
@@ -27,6 +27,9 @@ import ants  # noqa: E402
 import ants.config  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
+#: ITK's thread count, set by the caller (``threads``); all cores when unset.
+THREADS_VARIABLE = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
+
 
 def registration_options(job):
     """Keyword arguments of ``ants.registration`` beyond the images."""
@@ -39,9 +42,12 @@ def registration_options(job):
 def main(folder):
     with open(os.path.join(folder, "job.json"), encoding="utf-8") as file:
         job = json.load(file)
-    ants.config.set_ants_deterministic(True, job["random_seed"])  # also sets one ITK thread ...
-    if job["threads"]:
-        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(job["threads"])  # ... unless told otherwise
+    threads = os.environ.get(THREADS_VARIABLE)
+    ants.config.set_ants_deterministic(True, job["random_seed"])  # it also sets one ITK thread: undone
+    if threads is None:
+        os.environ.pop(THREADS_VARIABLE, None)
+    else:
+        os.environ[THREADS_VARIABLE] = threads
     fixed = ants.image_read(os.path.join(folder, "fixed.mha"))
     moving = ants.image_read(os.path.join(folder, "moving.mha"))
     mask_path = os.path.join(folder, "fixed_mask.mha")

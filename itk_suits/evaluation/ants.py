@@ -180,8 +180,7 @@ def run_ants(
     initial = initial_alignment(fixed, moving, initial_transform)
     executable = ANTS.require(python)
 
-    job = {"type_of_transform": transform, "reg_iterations": iterations, "random_seed": int(random_seed),
-           "threads": None if threads is None else int(threads)}
+    job = {"type_of_transform": transform, "reg_iterations": iterations, "random_seed": int(random_seed)}
     with tempfile.TemporaryDirectory(prefix="itk-suits-ants-") as folder:
         sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), os.path.join(folder, "fixed.mha"))
         sitk.WriteImage(prealigned(fixed, moving, initial), os.path.join(folder, "moving.mha"))

@@ -145,8 +145,8 @@ def test_missing_simpleelastix_is_reported_as_skipped_with_its_reason(comparison
 
 def test_unknown_method_is_a_parameter_error_before_anything_is_written(tmp_path):
     pair = make_pair()
-    with pytest.raises(ParameterError, match="'ants'"):
-        compare(pair.fixed, pair.moving, methods=("suits-mind", "ants"), output_dir=tmp_path / "out")
+    with pytest.raises(ParameterError, match="'demons'"):
+        compare(pair.fixed, pair.moving, methods=("suits-mind", "demons"), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -252,9 +252,9 @@ def test_cli_reports_an_unknown_method_on_one_line(tmp_path, capsys):
     fixed, moving = str(tmp_path / "f.nii.gz"), str(tmp_path / "m.nii.gz")
     sitk.WriteImage(pair.fixed, fixed)
     sitk.WriteImage(pair.moving, moving)
-    assert main(["compare", fixed, moving, "--methods", "suits-mind,ants", "-o", str(tmp_path / "o")]) == 2
+    assert main(["compare", fixed, moving, "--methods", "suits-mind,demons", "-o", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
-    assert "unknown method 'ants'" in error and len(error.strip().splitlines()) == 1
+    assert "unknown method 'demons'" in error and len(error.strip().splitlines()) == 1
 
 
 def test_comparison_figure_widens_with_columns_and_shows_the_middle_slice(tmp_path):

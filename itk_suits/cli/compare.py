@@ -19,7 +19,8 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
                         help="report directory: results.json, report.md, report.html, figures/")
     parser.add_argument("--methods", default="suits-mind,elastix", metavar="LIST",
                         help="comma-separated methods: suits-<features> (suits-mind, suits-pretrained, ...), "
-                             "elastix (affine then B-spline), elastix-bspline, simpleelastix "
+                             "elastix (affine then B-spline), elastix-bspline, simpleelastix, ants (antspyx SyN "
+                             "defaults), ants-full (SyN through the finest level), convexadam "
                              "(default: suits-mind,elastix)")
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="initial alignment given to every method: 'identity' (default), 'geometry', "
@@ -39,6 +40,11 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simpleelastix-python", metavar="PYTHON",
                         help="interpreter of a separate environment with SimpleITK-SimpleElastix "
                              "(default: $ITK_SUITS_SIMPLEELASTIX_PYTHON)")
+    parser.add_argument("--ants-python", metavar="PYTHON",
+                        help="interpreter of a separate environment with antspyx (default: $ITK_SUITS_ANTS_PYTHON)")
+    parser.add_argument("--convexadam-python", metavar="PYTHON",
+                        help="interpreter of a separate environment with convexadam "
+                             "(default: $ITK_SUITS_CONVEXADAM_PYTHON)")
     parser.add_argument("--save-outputs", action="store_true",
                         help="also write each method's transform.h5, warped and warped label images")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -56,6 +62,8 @@ def _comparison_options(arguments: argparse.Namespace) -> dict:
         "suits_options": given(arguments, "iterations", "grid_spacings", "device"),
         "elastix_maps": {method: files for method in ("elastix", "simpleelastix")} if files else None,
         "simpleelastix_python": arguments.simpleelastix_python,
+        "ants_python": arguments.ants_python,
+        "convexadam_python": arguments.convexadam_python,
         "save_outputs": arguments.save_outputs,
         "overwrite": arguments.overwrite,
         "progress": not arguments.quiet,

@@ -1,8 +1,11 @@
-"""Registration evaluation: metrics, the elastix and SimpleElastix baselines, and the comparison
+"""Registration evaluation: metrics, the elastix, SimpleElastix, ANTs and ConvexAdam peers, and the comparison
 driver with its reports (``compare``, ``evaluate``); the dataset readers of
 :mod:`itk_suits.interop.datasets` are re-exported for convenience."""
 
+from itk_suits.evaluation.ants import AntsUnavailable, find_ants, run_ants
 from itk_suits.evaluation.compare import compare, evaluate
+from itk_suits.evaluation.convexadam import ConvexAdamUnavailable, find_convexadam, run_convexadam
+from itk_suits.evaluation.external import PeerUnavailable
 from itk_suits.interop.datasets import (
     PairSequence,
     RegistrationPair,
@@ -33,6 +36,13 @@ __all__ = [
     "SimpleElastixUnavailable",
     "find_simpleelastix",
     "run_simpleelastix",
+    "PeerUnavailable",
+    "AntsUnavailable",
+    "find_ants",
+    "run_ants",
+    "ConvexAdamUnavailable",
+    "find_convexadam",
+    "run_convexadam",
     "dice",
     "displacement_error",
     "folding_percentage",

@@ -1,4 +1,4 @@
-"""Compare registration methods on image pairs: SUITS, itk-elastix and SimpleElastix.
+"""Compare registration methods on image pairs: SUITS, itk-elastix, SimpleElastix, ANTs and ConvexAdam.
 
 :func:`compare` registers one pair with several methods, :func:`evaluate`
 many pairs (:class:`~itk_suits.interop.datasets.RegistrationPair`); both
@@ -22,6 +22,17 @@ Methods
     :func:`~itk_suits.evaluation.simpleelastix.run_simpleelastix` (affine
     then B-spline) in the separate interpreter the user configured; skipped,
     with the reason, when there is none.
+``"ants"``, ``"ants-full"``
+    :func:`~itk_suits.evaluation.ants.run_ants` with the settings of
+    :data:`~itk_suits.evaluation.ants.METHOD_SETTINGS` (antspyx's ``"SyN"``
+    defaults, which stop before the finest level; ``"SyNAggro"`` through the
+    finest level), in the interpreter of ``ants_python`` /
+    ``ITK_SUITS_ANTS_PYTHON``; skipped, with the reason, when there is none.
+``"convexadam"``
+    :func:`~itk_suits.evaluation.convexadam.run_convexadam` (MIND-SSC
+    defaults, on an isotropic working grid) in the interpreter of
+    ``convexadam_python`` / ``ITK_SUITS_CONVEXADAM_PYTHON``; skipped, with
+    the reason, when there is none. It takes no fixed mask.
 
 Fairness: every method gets the same fixed mask and the same initial
 alignment, resolved once per pair, and the same thread count. Every method
@@ -51,7 +62,7 @@ import SimpleITK as sitk
 
 from itk_suits.errors import InputImageError, ParameterError, SuitsError
 from itk_suits.progress import progress_bar
-from itk_suits.evaluation import elastix, metrics, report, simpleelastix
+from itk_suits.evaluation import ants, convexadam, elastix, external, metrics, report, simpleelastix
 from itk_suits.interop.datasets import PairSequence, RegistrationPair
 from itk_suits.interop import images as image_io
 from itk_suits.interop import transforms as transform_io
@@ -77,6 +88,8 @@ class _Settings:
     suits_options: Mapping[str, Any]
     elastix_maps: Mapping[str, Sequence[Any]]
     simpleelastix_python: Optional[str]
+    ants_python: Optional[str] = None
+    convexadam_python: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -155,17 +168,51 @@ def _simpleelastix(pair: _Pair, settings: _Settings) -> _Output:
     return _Output(result.transform, result.seconds)
 
 
+def _ants(method: str) -> Callable[[_Pair, _Settings], _Output]:
+    def run(pair: _Pair, settings: _Settings) -> _Output:
+        try:
+            result = ants.run_ants(
+                pair.fixed, pair.moving, python=settings.ants_python, fixed_mask=pair.fixed_mask,
+                threads=settings.threads, initial_transform=pair.initial, **ants.METHOD_SETTINGS[method],
+            )
+        except external.PeerUnavailable as error:
+            raise _Unavailable(str(error)) from error
+        return _Output(result.transform, result.seconds, {"settings": dict(ants.METHOD_SETTINGS[method])})
+
+    return run
+
+
+def _convexadam(pair: _Pair, settings: _Settings) -> _Output:
+    try:
+        result = convexadam.run_convexadam(
+            pair.fixed, pair.moving, python=settings.convexadam_python, threads=settings.threads,
+            initial_transform=pair.initial,
+        )
+    except external.PeerUnavailable as error:
+        raise _Unavailable(str(error)) from error
+    details = {"settings": dict(convexadam.DEFAULT_OPTIONS),
+               "working_spacing_mm": convexadam.working_grid(pair.fixed).GetSpacing()[0]}
+    if pair.fixed_mask is not None:
+        details["fixed_mask"] = "not used (ConvexAdam takes masks of both images)"
+    return _Output(result.transform, result.seconds, details)
+
+
+#: The peers run by interpreters of their own: method name -> runner.
+_PEERS = {**{name: _ants(name) for name in ants.METHOD_SETTINGS}, "convexadam": _convexadam}
+
+
 def method_names() -> list[str]:
     """Method names :func:`compare` accepts now (``suits-`` with every available feature extractor).
 
     Returns
     -------
     list of str
-        E.g. ``["elastix", "elastix-bspline", "simpleelastix", "suits-intensity", "suits-mind"]``.
+        E.g. ``["ants", "ants-full", "convexadam", "elastix", "elastix-bspline", "simpleelastix",
+        "suits-intensity", "suits-mind"]``.
     """
     from itk_suits.features import available_features
 
-    return sorted([*elastix.METHOD_MAPS, "simpleelastix"] + [_SUITS_PREFIX + f for f in available_features()])
+    return sorted([*elastix.METHOD_MAPS, "simpleelastix", *_PEERS] + [_SUITS_PREFIX + f for f in available_features()])
 
 
 def _runner(method: str) -> Callable[[_Pair, _Settings], _Output]:
@@ -174,11 +221,13 @@ def _runner(method: str) -> Callable[[_Pair, _Settings], _Output]:
         return _elastix(method)
     if method == "simpleelastix":
         return _simpleelastix
+    if method in _PEERS:
+        return _PEERS[method]
     if method.startswith(_SUITS_PREFIX) and len(method) > len(_SUITS_PREFIX):
         return _suits(method[len(_SUITS_PREFIX):])
     raise ParameterError(
         f"unknown method {method!r} in methods; use 'suits-<features>' (e.g. 'suits-mind'), "
-        f"{', '.join(repr(name) for name in elastix.METHOD_MAPS)} or 'simpleelastix'"
+        f"{', '.join(repr(name) for name in [*elastix.METHOD_MAPS, 'simpleelastix', *_PEERS])}"
     )
 
 
@@ -459,8 +508,12 @@ def _method_list(methods: Union[str, Sequence[str]]) -> tuple[str, ...]:
     return methods
 
 
+def _path(value) -> Optional[str]:
+    return None if value is None else os.fspath(value)
+
+
 def _settings(methods, initial_transform, repeats, threads, suits_options, elastix_maps,
-              simpleelastix_python) -> _Settings:
+              simpleelastix_python, ants_python=None, convexadam_python=None) -> _Settings:
     """Validated options, before any image is read or any method runs."""
     from itk_suits.registration import RegistrationParameters
 
@@ -498,7 +551,7 @@ def _settings(methods, initial_transform, repeats, threads, suits_options, elast
         else:
             elastix.check_parameter_maps(parameters["parameter_maps"])
     return _Settings(methods, initial_transform, int(repeats), threads, suits_options, elastix_maps,
-                     simpleelastix_python)
+                     _path(simpleelastix_python), _path(ants_python), _path(convexadam_python))
 
 
 def _settings_record(settings: _Settings) -> dict:
@@ -512,9 +565,15 @@ def _settings_record(settings: _Settings) -> dict:
         "suits_options": dict(settings.suits_options),
         "elastix_maps": {method: _maps_record(method, settings.elastix_maps) for method in settings.elastix_maps},
         "simpleelastix_python": settings.simpleelastix_python,
+        "ants_python": settings.ants_python,
+        "convexadam_python": settings.convexadam_python,
     }
     if "simpleelastix" in settings.methods:
         record["simpleelastix"] = simpleelastix.find_simpleelastix(settings.simpleelastix_python)[1]
+    if any(method in ants.METHOD_SETTINGS for method in settings.methods):
+        record["ants"] = ants.find_ants(settings.ants_python)[1]
+    if "convexadam" in settings.methods:
+        record["convexadam"] = convexadam.find_convexadam(settings.convexadam_python)[1]
     return record
 
 
@@ -586,6 +645,8 @@ def compare(
     suits_options: Optional[Mapping[str, Any]] = None,
     elastix_maps: Optional[Mapping[str, Sequence[Any]]] = None,
     simpleelastix_python: Union[str, os.PathLike, None] = None,
+    ants_python: Union[str, os.PathLike, None] = None,
+    convexadam_python: Union[str, os.PathLike, None] = None,
     save_outputs: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -637,6 +698,11 @@ def compare(
     simpleelastix_python : path, optional
         Interpreter of the separate environment with SimpleElastix (see
         :func:`~itk_suits.evaluation.simpleelastix.run_simpleelastix`).
+    ants_python, convexadam_python : path, optional
+        Interpreters of the separate environments with antspyx and convexadam
+        (default: ``ITK_SUITS_ANTS_PYTHON``, ``ITK_SUITS_CONVEXADAM_PYTHON``; see
+        :func:`~itk_suits.evaluation.ants.run_ants` and
+        :func:`~itk_suits.evaluation.convexadam.run_convexadam`).
     save_outputs : bool, default False
         Also write, per method, ``<name>/<method>/transform.h5`` (fixed -> moving),
         ``warped.nii.gz`` and ``warped_labels.nii.gz`` into ``output_dir``.
@@ -674,7 +740,7 @@ def compare(
     >>> results["pairs"][0]["methods"]["suits-mind"]["mean_dice"]  # doctest: +SKIP
     """
     settings = _settings(methods, initial_transform, repeats, threads, suits_options, elastix_maps,
-                         None if simpleelastix_python is None else os.fspath(simpleelastix_python))
+                         simpleelastix_python, ants_python, convexadam_python)
     given = {"fixed": fixed, "moving": moving, "fixed_labels": fixed_labels, "moving_labels": moving_labels,
              "fixed_mask": fixed_mask}
     moving_spacing = spacing if moving_spacing is None else moving_spacing
@@ -700,6 +766,8 @@ def evaluate(
     suits_options: Optional[Mapping[str, Any]] = None,
     elastix_maps: Optional[Mapping[str, Sequence[Any]]] = None,
     simpleelastix_python: Union[str, os.PathLike, None] = None,
+    ants_python: Union[str, os.PathLike, None] = None,
+    convexadam_python: Union[str, os.PathLike, None] = None,
     save_outputs: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -718,7 +786,7 @@ def evaluate(
         pair at a time; any other iterable is first made a list. Pair names
         must be distinct.
     methods, output_dir, initial_transform, repeats, threads, overwrite, suits_options,
-    elastix_maps, simpleelastix_python, save_outputs, progress
+    elastix_maps, simpleelastix_python, ants_python, convexadam_python, save_outputs, progress
         As for :func:`compare`; ``initial_transform`` is resolved for each pair.
 
     Returns
@@ -733,7 +801,7 @@ def evaluate(
         No pairs, or as for :func:`compare`.
     """
     settings = _settings(methods, initial_transform, repeats, threads, suits_options, elastix_maps,
-                         None if simpleelastix_python is None else os.fspath(simpleelastix_python))
+                         simpleelastix_python, ants_python, convexadam_python)
     if isinstance(pairs, PairSequence):
         names = pairs.names
     else:

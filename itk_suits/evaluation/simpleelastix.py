@@ -12,36 +12,32 @@ runs in this process: the user installs it into an environment of its own,
 
 and :func:`run_simpleelastix` writes the images to a temporary folder, runs
 ``_simpleelastix_worker.py`` (standard library and SimpleITK only) with that
-interpreter, and reads the deformation field back. :func:`find_simpleelastix`
-tells whether such an interpreter is available, and why not; the probe is a
+interpreter, and reads the deformation field back (see
+:mod:`itk_suits.evaluation.external`). :func:`find_simpleelastix` tells
+whether such an interpreter is available, and why not; the probe is a
 subprocess too, so nothing is imported here.
 """
 
 from __future__ import annotations
 
-import json
-import numbers
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Union
 
 import SimpleITK as sitk
 
-from itk_suits.errors import ParameterError, SuitsError
 from itk_suits.evaluation.elastix import (
     DEFAULT_GRID_SPACING_MM,
     DEFAULT_RESOLUTIONS,
     ElastixResult,
-    logged_error,
     check_inputs,
     check_parameter_files,
     check_parameter_maps,
     displacement_field_on,
 )
-from itk_suits.interop.images import check_same_grid, resample
+from itk_suits.evaluation.external import ExternalMethod, PeerUnavailable, check_timeout, prealigned
+from itk_suits.interop.images import check_same_grid
 from itk_suits.interop.transforms import compose, displacement_field_transform
 from itk_suits.interop.transforms import initial_transform as initial_alignment
 
@@ -50,24 +46,21 @@ __all__ = ["ENVIRONMENT_VARIABLE", "SimpleElastixUnavailable", "find_simpleelast
 #: Environment variable naming the Python interpreter of a SimpleElastix environment.
 ENVIRONMENT_VARIABLE = "ITK_SUITS_SIMPLEELASTIX_PYTHON"
 
-_PROBE = "import SimpleITK; SimpleITK.ElastixImageFilter; print(getattr(SimpleITK, '__version__', 'unknown'))"
-_PROBE_SECONDS = 60.0
-_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_simpleelastix_worker.py")
-_HOW_TO = (
-    "install SimpleElastix into an environment of its own (it replaces SimpleITK wherever it is "
-    "installed): python -m venv ~/simpleelastix && ~/simpleelastix/bin/pip install "
-    f"SimpleITK-SimpleElastix, then set {ENVIRONMENT_VARIABLE}=~/simpleelastix/bin/python "
-    "or pass python=..."
-)
 
-
-class SimpleElastixUnavailable(SuitsError):
+class SimpleElastixUnavailable(PeerUnavailable):
     """No Python interpreter with SimpleElastix is configured or usable; the message says why."""
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+SIMPLEELASTIX = ExternalMethod(
+    label="SimpleElastix",
+    variable=ENVIRONMENT_VARIABLE,
+    probe="import SimpleITK; SimpleITK.ElastixImageFilter; print(getattr(SimpleITK, '__version__', 'unknown'))",
+    worker="_simpleelastix_worker.py",
+    how_to="install SimpleElastix into an environment of its own (it replaces SimpleITK wherever it is "
+           "installed): python -m venv ~/simpleelastix && ~/simpleelastix/bin/pip install SimpleITK-SimpleElastix",
+    unavailable=SimpleElastixUnavailable,
+    error_log="elastix.log",
+)
 
 
 def find_simpleelastix(python: Optional[str] = None) -> tuple[Optional[str], str]:
@@ -94,59 +87,7 @@ def find_simpleelastix(python: Optional[str] = None) -> tuple[Optional[str], str
     ``python -c "import SimpleITK; SimpleITK.ElastixImageFilter"`` in a
     subprocess (60 s limit); nothing is imported into this process.
     """
-    candidate = python if python is not None else os.environ.get(ENVIRONMENT_VARIABLE, "")
-    if not candidate:
-        return None, f"no SimpleElastix interpreter is configured; {_HOW_TO}"
-    executable = shutil.which(os.path.expanduser(candidate))
-    if executable is None:
-        return None, f"the SimpleElastix interpreter {candidate!r} does not exist or is not executable; {_HOW_TO}"
-    executable = os.path.abspath(executable)
-    try:
-        probe = subprocess.run(
-            [executable, "-c", _PROBE], capture_output=True, text=True, timeout=_PROBE_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return None, f"{executable} did not answer within {_PROBE_SECONDS:g} s when asked for SimpleElastix"
-    except OSError as error:
-        return None, f"{executable} cannot be run ({error}); {_HOW_TO}"
-    if probe.returncode != 0:
-        return None, f"{executable} has no SimpleElastix ({_last_line(probe.stderr)}); {_HOW_TO}"
-    return executable, f"SimpleITK-SimpleElastix {probe.stdout.strip()} at {executable}"
-
-
-def _write_job(folder, fixed, moving, fixed_mask, stages, files, threads):
-    """Write the images and ``job.json`` read by the worker script."""
-    sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), os.path.join(folder, "fixed.mha"))
-    sitk.WriteImage(sitk.Cast(moving, sitk.sitkFloat32), os.path.join(folder, "moving.mha"))
-    if fixed_mask is not None:
-        sitk.WriteImage(sitk.Cast(fixed_mask != 0, sitk.sitkUInt8), os.path.join(folder, "fixed_mask.mha"))
-    job = {
-        "parameter_maps": stages,
-        "parameter_files": files,
-        "threads": None if threads is None else int(threads),
-        "resolutions": DEFAULT_RESOLUTIONS,
-        "final_grid_spacing": DEFAULT_GRID_SPACING_MM,
-    }
-    with open(os.path.join(folder, "job.json"), "w", encoding="utf-8") as file:
-        json.dump(job, file)
-
-
-def _run_worker(executable: str, folder: str, timeout: float) -> tuple[sitk.Image, dict]:
-    """Run the worker on ``folder``; return the deformation field and ``result.json``."""
-    try:
-        completed = subprocess.run(
-            [executable, _WORKER, folder], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as error:
-        raise SuitsError(
-            f"SimpleElastix did not finish within {timeout:g} s; pass a larger timeout"
-        ) from error
-    if completed.returncode != 0:
-        reason = logged_error(os.path.join(folder, "elastix.log")) or _last_line(completed.stderr)
-        raise SuitsError(f"SimpleElastix failed: {reason}")
-    with open(os.path.join(folder, "result.json"), encoding="utf-8") as file:
-        outcome = json.load(file)
-    return sitk.ReadImage(os.path.join(folder, "deformation_field.mha")), outcome
+    return SIMPLEELASTIX.find(python)
 
 
 def run_simpleelastix(
@@ -212,22 +153,29 @@ def run_simpleelastix(
         If SimpleElastix fails or runs past ``timeout``.
     """
     check_inputs(fixed, moving, fixed_mask, threads)
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0:
-        raise ParameterError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    timeout = check_timeout(timeout)
     if parameter_files is not None:
         stages, files = None, [os.path.abspath(path) for path in check_parameter_files(parameter_files)]
     else:
         stages, files = check_parameter_maps(parameter_maps), None
     initial = initial_alignment(fixed, moving, initial_transform)
-    executable, reason = find_simpleelastix(python)
-    if executable is None:
-        raise SimpleElastixUnavailable(f"SimpleElastix is not available: {reason}")
+    executable = SIMPLEELASTIX.require(python)
 
+    job = {
+        "parameter_maps": stages,
+        "parameter_files": files,
+        "threads": None if threads is None else int(threads),
+        "resolutions": DEFAULT_RESOLUTIONS,
+        "final_grid_spacing": DEFAULT_GRID_SPACING_MM,
+    }
     moving = sitk.Cast(moving, sitk.sitkFloat32)
-    registered = moving if initial is None else resample(moving, fixed, initial, "linear", extrapolate=True)
     with tempfile.TemporaryDirectory(prefix="itk-suits-simpleelastix-") as folder:
-        _write_job(folder, fixed, registered, fixed_mask, stages, files, threads)
-        field, outcome = _run_worker(executable, folder, timeout)
+        sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), os.path.join(folder, "fixed.mha"))
+        sitk.WriteImage(prealigned(fixed, moving, initial), os.path.join(folder, "moving.mha"))
+        if fixed_mask is not None:
+            sitk.WriteImage(sitk.Cast(fixed_mask != 0, sitk.sitkUInt8), os.path.join(folder, "fixed_mask.mha"))
+        outcome = SIMPLEELASTIX.run(executable, folder, job, timeout)
+        field = sitk.ReadImage(os.path.join(folder, "deformation_field.mha"))
     check_same_grid(fixed, field, "fixed", "the SimpleElastix deformation field")
     field = sitk.Cast(field, sitk.sitkVectorFloat64)
     field.CopyInformation(fixed)

@@ -355,14 +355,18 @@ def _elastix(maps):
     return make
 
 
-def _peer(runner: str):
-    """A runner of ``itk_suits.evaluation`` with run_elastix's call signature and result fields."""
+def _peer(runner: str, finder: str):
+    """A peer runner of ``itk_suits.evaluation`` (run_elastix's call signature and result fields), run
+    where ``finder`` finds its interpreter (``ITK_SUITS_ANTS_PYTHON``, ``ITK_SUITS_CONVEXADAM_PYTHON``)."""
     def make(settings):
         import itk_suits.evaluation as evaluation
 
         function = getattr(evaluation, runner, None)
         if function is None:
             raise MethodUnavailable(f"itk_suits.evaluation has no {runner} in this version")
+        interpreter, reason = getattr(evaluation, finder)()
+        if interpreter is None:
+            raise MethodUnavailable(reason)
 
         def run(fixed, moving, initial):
             result = function(fixed, moving, threads=settings["threads"], initial_transform=initial)
@@ -387,8 +391,8 @@ METHODS: dict[str, Callable] = {
     "elastix": _elastix(("affine", "bspline")),
     "elastix-bspline": _elastix(("bspline",)),
     "suits": suits_method({}),
-    "ants": _peer("run_ants"),
-    "convexadam": _peer("run_convexadam"),
+    "ants": _peer("run_ants", "find_ants"),
+    "convexadam": _peer("run_convexadam", "find_convexadam"),
 }
 #: Whose median time every SUITS method is divided by (the first that ran).
 REFERENCES = ("elastix", "elastix-bspline")

@@ -137,16 +137,18 @@ def test_missing_data_is_reported_not_measured(bench, tmp_path, capsys):
 def test_variants_and_their_errors(bench):
     name, options = bench.parse_variant("coarse:grid_spacings=(8, 5),features=mind,samples=None")
     assert name == "coarse" and options == {"grid_spacings": (8, 5), "features": "mind", "samples": None}
-    with pytest.raises(bench.BenchmarkError, match="no option 'metric'"):
-        bench.parse_variant("mi:metric=mi")
+    with pytest.raises(bench.BenchmarkError, match="no option 'similarity'"):
+        bench.parse_variant("mi:similarity=mi")
     with pytest.raises(bench.BenchmarkError, match="threads"):
         bench.parse_variant("x:threads=4")
     with pytest.raises(bench.BenchmarkError, match="NAME:KEY=VALUE"):
         bench.parse_variant("suits:iterations=5")
     with pytest.raises(SystemExit):
-        bench.parse_arguments(["--split", "dev", "--suits-option", "linear=affine"])
+        bench.parse_arguments(["--split", "dev", "--suits-option", "similarity=mi"])
     with pytest.raises(bench.MethodUnavailable):
-        bench._peer("run_no_such_method")({"threads": 1, "quick": True})
+        bench._peer("run_no_such_method", "find_ants")({"threads": 1, "quick": True})
+    with pytest.raises(bench.MethodUnavailable, match="ITK_SUITS_ANTS_PYTHON"):
+        bench._peer("run_ants", "find_ants")({"threads": 1, "quick": True})
 
 
 def test_development_and_held_out_parts_do_not_overlap(bench):

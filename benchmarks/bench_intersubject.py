@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 import itk_suits  # noqa: E402
-from bench_speed import channels_of, centroid, library_warm_up, parse_suits_options, prostate_scores  # noqa: E402
+from bench_speed import centroid, library_warm_up, parse_suits_options, prostate_scores, read_prostate  # noqa: E402
 from itk_suits.evaluation import default_parameter_map, dice, folding_percentage, run_elastix  # noqa: E402
 from itk_suits.evaluation.report import json_ready  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
@@ -267,12 +267,7 @@ def prostate_case(data: Path, names, two_d: bool) -> list[Pair]:
     folder = data / PROSTATE
     result = []
     for name in names:
-        mr = sitk.ReadImage(str(folder / "moving_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
-        us = sitk.ReadImage(str(folder / "fixed_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
-        mr_labels = channels_of(folder / "moving_labels" / f"{name}.nii.gz", mr)
-        us_labels = channels_of(folder / "fixed_labels" / f"{name}.nii.gz", us)
-        if len(mr_labels) != len(us_labels):
-            raise BenchmarkError(f"{name}: {len(mr_labels)} MR label channels but {len(us_labels)} ultrasound ones")
+        mr, us, mr_labels, us_labels = read_prostate(folder, name)
         notes = {}
         if two_d:
             kf, km = centroid_slice(mr_labels[0], (1,)), centroid_slice(us_labels[0], (1,))

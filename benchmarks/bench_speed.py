@@ -419,17 +419,23 @@ def prostate_scores(fixed_labels, moving_labels, fixed_centroids, transform, fie
     return scores
 
 
+def read_prostate(folder: Path, name: str) -> tuple[sitk.Image, sitk.Image, list, list]:
+    """MR (``moving_images/``), ultrasound (``fixed_images/``) and their label channels (0 gland, 1.. landmarks)."""
+    mr = sitk.ReadImage(str(folder / "moving_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
+    us = sitk.ReadImage(str(folder / "fixed_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
+    mr_labels = channels_of(folder / "moving_labels" / f"{name}.nii.gz", mr)
+    us_labels = channels_of(folder / "fixed_labels" / f"{name}.nii.gz", us)
+    if len(mr_labels) != len(us_labels):
+        raise ValueError(f"{name}: {len(mr_labels)} MR label channels but {len(us_labels)} ultrasound channels")
+    return mr, us, mr_labels, us_labels
+
+
 def prostate_pairs(data: Path, names) -> list[Pair]:
     """MR fixed (``moving_images/``), ultrasound moving (``fixed_images/``), labels channel 0 gland, 1.. landmarks."""
     folder = data / PROSTATE
     pairs = []
     for name in names:
-        mr = sitk.ReadImage(str(folder / "moving_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
-        us = sitk.ReadImage(str(folder / "fixed_images" / f"{name}.nii.gz"), sitk.sitkFloat32)
-        mr_labels = channels_of(folder / "moving_labels" / f"{name}.nii.gz", mr)
-        us_labels = channels_of(folder / "fixed_labels" / f"{name}.nii.gz", us)
-        if len(mr_labels) != len(us_labels):
-            raise ValueError(f"{name}: {len(mr_labels)} MR label channels but {len(us_labels)} ultrasound channels")
+        mr, us, mr_labels, us_labels = read_prostate(folder, name)
         targets = [centroid(label) for label in mr_labels[1:]]
 
         def score(output, mr_labels=mr_labels, us_labels=us_labels, targets=targets):

@@ -46,7 +46,10 @@ class RegistrationResult:
         numpy callers get a SimpleITK transform.
     displacement_field : itk.Image, SimpleITK.Image or numpy.ndarray
         Physical displacement in millimetres on the fixed grid (vector image;
-        numpy: ``(*shape, ndim)`` with components x, y[, z]); computed from
+        numpy: ``(*shape, ndim)`` with components x, y[, z]) of the B-spline
+        stage: :attr:`transform` maps ``p`` to ``initial(p + u(p))``, so with an
+        initial transform or a linear stage the whole mapping's displacement is
+        ``sitk.TransformToDisplacementField(result.sitk_transform, ...)``; computed from
         :attr:`control_grid` when first asked for (a large image's field is not
         held twice). :meth:`bspline_transform` gives the same mapping as an
         exact B-spline transform.

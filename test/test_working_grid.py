@@ -119,3 +119,13 @@ def test_unknown_units_and_working_grids_are_named(name, value):
     image = phantom((40, 40), seed=1)
     with pytest.raises(ParameterError, match=name):
         itk_suits.register(image, image, **{name: value})
+
+
+def test_scale_observers_see_the_spacing_as_given():
+    fixed, moving, _ = known_pair((20, 40, 44), 1.5, seed=3)
+    method = itk_suits.SuitsRegistrationMethod.New(_image(fixed, (1.0, 1.5, 3.0)), _image(moving, (1.0, 1.5, 3.0)),
+                                                   grid_spacings=(24, 12), grid_unit="mm", iterations=(5, 5))
+    seen = []
+    method.AddObserver(itk_suits.ScaleEvent, lambda entry: seen.append((entry["grid_spacing"], entry["grid_unit"])))
+    method.Update()
+    assert seen == [(24.0, "mm"), (12.0, "mm")]

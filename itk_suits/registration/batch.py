@@ -129,6 +129,13 @@ def _stacked_masks(masks: Sequence[torch.Tensor | None], like: torch.Tensor) -> 
     return _stacked([ones if mask is None else mask for mask in masks])
 
 
+def _report_scale(entry: dict, parameters: RegistrationParameters, callback: Callable[[dict], None] | None) -> None:
+    """Give a finished scale's log entry the control spacing as the caller gave it, then pass it on."""
+    entry.update(grid_spacing=parameters.grid_spacings[entry["scale"]], grid_unit=parameters.grid_unit)
+    if callback is not None:
+        callback(entry)
+
+
 def descend(
     pairs: Sequence[PreparedPair],
     callback: Callable[[IterationInfo], None] | None = None,
@@ -187,15 +194,13 @@ def descend(
             fixed_mask=_stacked_masks([pair.fixed_mask for pair in pairs], like),
             moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], like),
             callback=callback,
-            scale_callback=scale_callback,
+            scale_callback=lambda entry: _report_scale(entry, parameters, scale_callback),
             output_shape=tuple(reversed(size)),
             fixed_intensity=fixed_intensity,
             moving_intensity=moving_intensity,
         )
         del fixed, moving, like, fixed_intensity, moving_intensity  # the descent holds what it needs
         descent.run(dense=False)
-        for entry, spacing in zip(descent.log, parameters.grid_spacings):  # the spacing as the caller gave it
-            entry.update(grid_spacing=spacing, grid_unit=parameters.grid_unit)
         # the result needs only the control grids
         descent.fixed_features = descent.moving_features = descent.fixed_bins = descent.moving_bins = None
     return BatchDescent(descent, time.perf_counter() - start)

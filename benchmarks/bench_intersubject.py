@@ -74,7 +74,7 @@ from itk_suits.evaluation.report import json_ready  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.interop.transforms import initial_transform as initial_alignment  # noqa: E402
 from itk_suits.training.rendering import render_ct  # noqa: E402
-from support import number, set_threads, table, versions  # noqa: E402
+from support import means, number, set_threads, table, versions  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
 SPLITS = ("dev", "benchmark")
@@ -522,25 +522,6 @@ def save_picture(path: Path, title: str, pair: Pair, outputs: dict) -> Optional[
 
 
 # --- report ----------------------------------------------------------------------------------------
-
-
-def means(results: list[dict]) -> dict:
-    """Per method, the mean over the pairs of every number (None counts as missing); a method that failed
-    on a pair gets the count of its failures instead."""
-    summary = {}
-    for name in (results[0]["methods"] if results else {}):
-        rows = [result["methods"].get(name, {"error": "missing"}) for result in results]
-        failed = sum("error" in row for row in rows)
-        if failed:
-            summary[name] = {"failed_pairs": failed}
-            continue
-        keys = dict.fromkeys(key for row in rows for key, value in row.items()
-                             if isinstance(value, (int, float)) and not isinstance(value, bool))
-        summary[name] = {}
-        for key in keys:
-            values = [row[key] for row in rows if isinstance(row.get(key), (int, float))]
-            summary[name][key] = float(np.nanmean(values)) if values else None
-    return summary
 
 
 def organ_columns(row: dict) -> list[str]:

@@ -135,7 +135,7 @@ if not WORKER:
     from itk_suits.evaluation.report import json_ready  # noqa: E402
     from itk_suits.interop.images import resample  # noqa: E402
     from itk_suits.interop.transforms import initial_transform as initial_alignment  # noqa: E402
-    from support import number, set_threads, table, versions  # noqa: E402
+    from support import means, number, set_threads, table, versions  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
 DEFAULT_OUTPUT = REPOSITORY / "benchmarks" / "results" / "speed.json"
@@ -586,24 +586,6 @@ def add_ratios(rows: dict) -> None:
     for name, row in rows.items():
         if name.startswith("SUITS") and reference and "median_seconds" in row:
             row["ratio_to_elastix"] = row["median_seconds"] / reference
-
-
-def means(results: list[dict]) -> dict:
-    """Per method, the mean of every number over the pairs; a method that failed on a pair gets the failure count."""
-    summary = {}
-    for name in (results[0]["methods"] if results else {}):
-        rows = [result["methods"].get(name, {"error": "missing"}) for result in results]
-        failed = sum("error" in row for row in rows)
-        if failed:
-            summary[name] = {"failed_pairs": failed}
-            continue
-        keys = [key for key, value in rows[0].items()
-                if isinstance(value, (int, float)) and not isinstance(value, bool)]
-        summary[name] = {key: float(np.nanmean([row.get(key, np.nan) for row in rows])) for key in keys}
-    return summary
-
-
-# --- scale -----------------------------------------------------------------------------------------
 
 
 def scale_phantom(size, folder: Path, seed: int = SCALE_SEED) -> dict:

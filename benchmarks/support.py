@@ -9,7 +9,7 @@ import torch
 
 from itk_suits.evaluation.report import environment
 
-__all__ = ["number", "table", "versions", "set_threads"]
+__all__ = ["number", "table", "versions", "set_threads", "means"]
 
 
 def number(value, digits: int = 2) -> str:
@@ -47,3 +47,24 @@ def set_threads(threads: int) -> None:
     except ImportError:
         return
     itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def means(results: list[dict]) -> dict:
+    """Per method of ``result["methods"]``, the mean over the pairs of every number (a None, NaN or missing
+    value is left out; a key without any number is None); a method that failed on a pair gets the count of its
+    failures instead (``{"failed_pairs": n}``)."""
+    summary = {}
+    for name in (results[0]["methods"] if results else {}):
+        rows = [result["methods"].get(name, {"error": "missing"}) for result in results]
+        failed = sum("error" in row for row in rows)
+        if failed:
+            summary[name] = {"failed_pairs": failed}
+            continue
+        keys = dict.fromkeys(key for row in rows for key, value in row.items()
+                             if isinstance(value, (int, float)) and not isinstance(value, bool))
+        summary[name] = {}
+        for key in keys:
+            values = [row[key] for row in rows
+                      if isinstance(row.get(key), (int, float)) and not math.isnan(row[key])]
+            summary[name][key] = sum(values) / len(values) if values else None
+    return summary

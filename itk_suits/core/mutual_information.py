@@ -74,8 +74,17 @@ def _cubic_weights(coordinate: torch.Tensor) -> tuple[torch.Tensor, list[torch.T
     base = coordinate.detach().floor().clamp_(0, None)
     t = coordinate - base  # in [0, 1]; bins base - 1 .. base + 2 at distances 1 + t, t, 1 - t, 2 - t
     s = 1.0 - t
-    weights = [s**3 / 6.0, (3.0 * t**3 - 6.0 * t**2 + 4.0) / 6.0, (3.0 * s**3 - 6.0 * s**2 + 4.0) / 6.0, t**3 / 6.0]
+    t2, s2 = t * t, s * s
+    t3, s3 = t2 * t, s2 * s
+    weights = [s3 / 6.0, 0.5 * t3 - t2 + 2.0 / 3.0, 0.5 * s3 - s2 + 2.0 / 3.0, t3 / 6.0]
     return base.long(), weights  # padded index of bin base - 1 is base
+
+
+def _cubic_derivatives(coordinate: torch.Tensor) -> list[torch.Tensor]:
+    """Derivatives with respect to ``coordinate`` of the four weights of :func:`_cubic_weights`."""
+    t = coordinate - coordinate.floor().clamp_(0, None)
+    s = 1.0 - t
+    return [-0.5 * s * s, t * (1.5 * t - 2.0), s * (2.0 - 1.5 * s), 0.5 * t * t]
 
 
 def _joint_histogram(fixed: torch.Tensor, moving: torch.Tensor, weights: torch.Tensor, bins: int,
@@ -151,6 +160,14 @@ def mutual_information_force(
     ``g_i = W * dMI/dm_i * grad m_i`` with ``W`` the total sample weight, so
     that the force does not shrink as more samples share the histogram.
 
+    ``dMI/dm_i`` is taken in closed form from the joint probabilities ``p``
+    (box kernel on the fixed side, as :func:`mutual_information`'s default):
+    every sample's kernel weights sum to one, so the total weight and the fixed
+    marginal do not depend on ``m_i``, and
+    ``W dMI/dm_i = w_i sum_j (log p[f_i, j] - log p_m[j]) dK_j(m_i)/dm_i`` over
+    the four moving bins ``j`` its cubic kernel ``K`` reaches (about twice as
+    fast as differentiating :func:`mutual_information` by autograd).
+
     Parameters
     ----------
     fixed, moving : torch.Tensor
@@ -170,10 +187,20 @@ def mutual_information_force(
         ``[B, ndim, *spatial]``, components (x, y[, z]); zero where ``weights`` is.
     """
     batch = moving.shape[0]
-    flat_weights = weights.detach().reshape(batch, -1).to(moving)
-    with torch.enable_grad():
-        values = moving.detach().reshape(batch, -1).requires_grad_(True)
-        information = mutual_information(fixed.detach().reshape(batch, -1), values, flat_weights, bins)
-        (derivative,) = torch.autograd.grad(information.sum(), values)
-    derivative = (derivative * flat_weights.sum(dim=1, keepdim=True)).reshape(moving.shape)
+    size = bins + 3
+    flat_fixed = fixed.detach().reshape(batch, -1)
+    values = moving.detach().reshape(batch, -1)
+    flat_weights = weights.detach().reshape(batch, -1).to(values)
+    joint = _joint_histogram(flat_fixed, values, flat_weights, bins, "box")
+    joint = joint / joint.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    # d MI / d p(f, m) less the terms that every sample's unit kernel mass cancels
+    log_ratio = torch.log(joint.clamp_min(1e-30)) - torch.log(joint.sum(dim=1, keepdim=True).clamp_min(1e-30))
+    # each sample's first cell (padded bins), formed in floating point: exact for these whole numbers, and
+    # integer arithmetic on large tensors is several times slower here
+    first = ((flat_fixed.round() + 1.0) * size + values.floor().clamp_(0, None)).long()
+    table = log_ratio.reshape(batch, -1)
+    derivative = torch.zeros_like(values)
+    for j, kernel in enumerate(_cubic_derivatives(values)):
+        derivative += torch.gather(table, 1, first + j) * kernel
+    derivative = (derivative * flat_weights).reshape(moving.shape)
     return torch.cat([derivative * gradient for gradient in gradients], dim=1) * weights

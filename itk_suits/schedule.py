@@ -46,7 +46,6 @@ __all__ = [
     "DEFAULT_MI_BINS",
     "MI_STEP_SIZE",
     "checked_metric",
-    "checked_mi_weight",
     "checked_mi_bins",
 ]
 
@@ -117,6 +116,7 @@ LINEAR_STAGES = ("rigid", "affine")
 _MAX_SPACING = 10_000.0
 _MAX_ITERATIONS = 1_000_000
 _MAX_SMOOTHNESS = 1_000.0
+_MAX_MI_WEIGHT = 1_000.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,10 @@ class Scale:
     smoothness : float
         Weight ``w`` of the smoothness penalty (dimensionless: penalty gradient
         in voxels per voxel of deviation).
+    mi_weight : float
+        Weight of the mutual information step added to the feature step when
+        the metric is ``"features+mi"`` (0: this scale follows the features alone
+        and no mutual information is computed); ignored by the other metrics.
     resolution : tuple of int or None
         Downsampling factor of the working level per axis (array order);
         ``None`` picks about five working voxels per control spacing.
@@ -141,6 +145,7 @@ class Scale:
     grid_spacing: float | tuple[float, ...]
     iterations: int
     smoothness: float
+    mi_weight: float = DEFAULT_MI_WEIGHT
     resolution: tuple[int, ...] | None = None
 
 
@@ -153,6 +158,7 @@ def build_schedule(
     grid_spacings: float | Sequence[float] | None = None,
     iterations: int | Sequence[int] | None = None,
     smoothness: float | Sequence[float] | None = None,
+    mi_weight: float | Sequence[float] | None = None,
 ) -> tuple[Scale, ...]:
     """The checked schedule; ``None`` takes the default of that setting.
 
@@ -167,6 +173,9 @@ def build_schedule(
     smoothness : float or sequence of float, optional
         Smoothness weight per scale, or one for all (default
         :func:`default_smoothness`).
+    mi_weight : float or sequence of float, optional
+        Weight of the mutual information step per scale, or one for all, at
+        least 0 (default :data:`DEFAULT_MI_WEIGHT`).
 
     Raises
     ------
@@ -181,7 +190,10 @@ def build_schedule(
                        minimum=0, maximum=_MAX_ITERATIONS, integer=True)
     weights = per_scale(default_smoothness(count) if smoothness is None else smoothness, "smoothness", count,
                         minimum=0, maximum=_MAX_SMOOTHNESS)
-    return tuple(Scale(float(s), int(n), float(w)) for s, n, w in zip(spacings, counts, weights))
+    mi_weights = per_scale(DEFAULT_MI_WEIGHT if mi_weight is None else mi_weight, "mi_weight", count,
+                           minimum=0, maximum=_MAX_MI_WEIGHT)
+    return tuple(Scale(float(s), int(n), float(w), float(m))
+                 for s, n, w, m in zip(spacings, counts, weights, mi_weights))
 
 
 def checked_learning_rate(value) -> float:
@@ -218,11 +230,6 @@ def checked_metric(value) -> str:
     if value not in METRICS:
         raise ParameterError(f"metric must be one of {', '.join(map(repr, METRICS))}, got {value!r}")
     return value
-
-
-def checked_mi_weight(value) -> float:
-    """A non-negative weight of the mutual information step."""
-    return checked_number(value, "mi_weight", 0, 1_000)
 
 
 def checked_mi_bins(value) -> int:

@@ -92,6 +92,23 @@ def test_mutual_information_gradient_matches_finite_differences(fixed_kernel):
         assert analytic[i].item() == pytest.approx(numeric, rel=1e-4, abs=1e-9)
 
 
+def test_closed_form_force_equals_the_derivative_of_the_mutual_information():
+    generator = torch.Generator().manual_seed(3)
+    fixed = torch.rand(2, 1, 30, 40, generator=generator, dtype=torch.float64) * 31
+    moving = (0.5 * fixed + torch.rand(2, 1, 30, 40, generator=generator, dtype=torch.float64) * 12).clamp(0, 31)
+    moving[0, 0, 0, :5], moving[0, 0, 1, :5] = 31.0, 0.0  # both ends of the bin range
+    weights = (torch.rand(2, 1, 30, 40, generator=generator, dtype=torch.float64) > 0.2).double()
+    gradients = [torch.randn(2, 1, 30, 40, generator=generator, dtype=torch.float64) for _ in range(2)]
+    force = mutual_information_force(fixed, moving, gradients, weights, bins=32)
+    values = moving.reshape(2, -1).clone().requires_grad_(True)
+    information = mutual_information(fixed.reshape(2, -1), values, weights.reshape(2, -1), bins=32)
+    (derivative,) = torch.autograd.grad(information.sum(), values)
+    derivative = (derivative * weights.reshape(2, -1).sum(dim=1, keepdim=True)).reshape(moving.shape)
+    expected = torch.cat([derivative * gradient for gradient in gradients], dim=1) * weights
+    assert torch.allclose(force, expected, rtol=1e-10, atol=1e-12)
+    assert expected.abs().max() > 0.1
+
+
 def test_force_points_towards_alignment_and_vanishes_outside_the_weights():
     fixed = _bins(_phantom())
     moving = _bins(_phantom(shift=2.0))  # the moving anatomy sits 2 voxels further along +x
@@ -174,7 +191,27 @@ def test_samples_outside_the_fixed_mask_exert_no_mutual_information_force():
     assert torch.allclose(again, step)
 
 
-@pytest.mark.parametrize("change", [dict(metric="ssd"), dict(mi_weight=-1.0), dict(mi_bins=2)])
+def test_a_scale_of_mutual_information_weight_zero_follows_the_features_alone(monkeypatch):
+    import itk_suits
+    import itk_suits.core.optimizer as optimizer
+
+    fixed, moving, _ = _known_multimodal_pair((40, 44), 2.0)
+    options = dict(grid_spacings=(12, 8), iterations=(20, 20))
+    features = itk_suits.register(fixed, moving, metric="features", **options).displacement_field
+    calls = []
+    force = optimizer.mutual_information_force
+    monkeypatch.setattr(optimizer, "mutual_information_force", lambda *a, **k: calls.append(1) or force(*a, **k))
+    coarse = itk_suits.register(fixed, moving, metric="features+mi", mi_weight=(1.0, 0.0), **options)
+    assert 0 < len(calls) <= coarse.log[0]["iterations"]  # the coarse scale only
+    calls.clear()
+    silent = itk_suits.register(fixed, moving, metric="features+mi", mi_weight=0.0, **options).displacement_field
+    assert not calls
+    assert np.array_equal(silent, features)
+    assert not np.allclose(coarse.displacement_field, features)
+
+
+@pytest.mark.parametrize("change", [dict(metric="ssd"), dict(mi_weight=-1.0), dict(mi_weight=(1.0, 0.5)),
+                                    dict(mi_bins=2)])
 def test_invalid_metric_settings_are_refused(change):
     import itk_suits
     from itk_suits.errors import ParameterError

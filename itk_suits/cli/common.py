@@ -74,9 +74,9 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--metric", choices=METRICS,
                         help=f"what drives the grid: the feature step, Mattes mutual information of the "
                              f"intensities, or both (default: {DEFAULT_METRIC})")
-    parser.add_argument("--mi-weight", type=float, metavar="WEIGHT",
-                        help=f"weight of the mutual information step with --metric features+mi "
-                             f"(default: {DEFAULT_MI_WEIGHT:g})")
+    parser.add_argument("--mi-weight", nargs="+", type=float, metavar="WEIGHT",
+                        help=f"weight of the mutual information step with --metric features+mi, per scale or one "
+                             f"for all scales (default: {DEFAULT_MI_WEIGHT:g})")
 
 
 def _count_or_all(text: str):

@@ -54,7 +54,6 @@ from ..schedule import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_METRIC,
     DEFAULT_MI_BINS,
-    DEFAULT_MI_WEIGHT,
     DEFAULT_TOLERANCE,
     MI_STEP_SIZE,
     Scale,
@@ -111,10 +110,9 @@ class DescentSettings:
         Seed of the lattice offsets.
     metric : {"features", "mi", "features+mi"}
         What drives the grid (:class:`MultiScaleDescent` only): the feature
-        step, the mutual information step, or the feature step plus
-        ``mi_weight`` times the mutual information step.
-    mi_weight : float
-        Weight of the mutual information step with ``"features+mi"``.
+        step, the mutual information step, or the feature step plus each
+        scale's :attr:`~itk_suits.schedule.Scale.mi_weight` times the mutual
+        information step.
     mi_bins : int
         Histogram bins of the mutual information.
     """
@@ -127,7 +125,6 @@ class DescentSettings:
     samples: int | None = None
     seed: int = 0
     metric: str = DEFAULT_METRIC
-    mi_weight: float = DEFAULT_MI_WEIGHT
     mi_bins: int = DEFAULT_MI_BINS
 
 
@@ -635,8 +632,11 @@ class MultiScaleDescent:
         def level(image):
             return None if image is None else module.level(image)
 
-        fixed, fixed_intensity = level(self.fixed_features), level(self.fixed_bins)
-        moving = module.moving_level(level(self.moving_features), level(self.moving_mask), level(self.moving_bins))
+        # with features, a scale of weight 0 follows them alone and computes no mutual information
+        information = self.fixed_bins is not None and (self.fixed_features is None or scale.mi_weight > 0)
+        fixed, fixed_intensity = level(self.fixed_features), level(self.fixed_bins) if information else None
+        moving = module.moving_level(level(self.moving_features), level(self.moving_mask),
+                                     level(self.moving_bins) if information else None)
         fixed_valid = None if self.fixed_mask is None else (level(self.fixed_mask) > 0.5).to(moving.image)
         eps = 0.0 if fixed is None else confidence_floor(fixed, settings.confidence)
         optimizer = GridAdam(coefficients, learning_rate, settings.betas, settings.adam_eps)
@@ -654,7 +654,7 @@ class MultiScaleDescent:
         for iteration in range(1, scale.iterations + 1):
             lattice = module.sampler.draw() if sampled else None
             step = module.step(fixed, moving, coefficients, eps, fixed_valid, lattice, fixed_intensity,
-                               settings.mi_weight, settings.mi_bins)
+                               scale.mi_weight, settings.mi_bins)
             optimizer.step(module.grid_gradient(step, coefficients, scale.smoothness, lattice), active)
             if sampled:
                 weight = _AVERAGING if active is None else _AVERAGING * active.to(tracked).reshape(

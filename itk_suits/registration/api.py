@@ -45,7 +45,7 @@ def register(
     threads: int | None = None,
     linear: str | None = None,
     metric: str = DEFAULT_METRIC,
-    mi_weight: float = DEFAULT_MI_WEIGHT,
+    mi_weight: float | Sequence[float] = DEFAULT_MI_WEIGHT,
     spacing=None,
     moving_spacing=None,
     callback: Callable[[IterationInfo], None] | None = None,
@@ -88,8 +88,9 @@ def register(
         The feature step (default), Mattes mutual information of the
         intensities, or the feature step plus ``mi_weight`` times the mutual
         information step (see :class:`RegistrationParameters`).
-    mi_weight : float
-        Weight of the mutual information step with ``"features+mi"``.
+    mi_weight : float or sequence of float
+        Weight of the mutual information step with ``"features+mi"``, one
+        for all scales or one per scale (0: that scale follows the features alone).
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional

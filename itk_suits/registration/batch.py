@@ -189,7 +189,7 @@ def descend(
             schedule,
             DescentSettings(learning_rate=parameters.learning_rate, channels=parameters.channels,
                             samples=parameters.samples, seed=parameters.seed, metric=parameters.metric,
-                            mi_weight=parameters.mi_weight, mi_bins=parameters.mi_bins),
+                            mi_bins=parameters.mi_bins),
             EarlyStopping(tolerance=parameters.tolerance),
             fixed_mask=_stacked_masks([pair.fixed_mask for pair in pairs], like),
             moving_mask=_stacked_masks([pair.moving_mask for pair in pairs], like),

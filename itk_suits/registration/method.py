@@ -158,8 +158,8 @@ class SuitsRegistrationMethod:
         """``"features"`` (default), ``"mi"`` (Mattes mutual information) or ``"features+mi"``."""
         self._set(metric=metric)
 
-    def SetMutualInformationWeight(self, weight: float) -> None:
-        """Weight of the mutual information step with ``metric="features+mi"``."""
+    def SetMutualInformationWeight(self, weight) -> None:
+        """Weight of the mutual information step with ``metric="features+mi"``: one, or one per scale."""
         self._set(mi_weight=weight)
 
     def SetRandomSeed(self, seed: int) -> None:

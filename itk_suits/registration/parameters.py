@@ -27,7 +27,6 @@ from ..schedule import (
     checked_linear,
     checked_metric,
     checked_mi_bins,
-    checked_mi_weight,
     checked_samples,
     checked_tolerance,
 )
@@ -110,9 +109,11 @@ class RegistrationParameters:
         (Mattes mutual information of the intensities; no features are
         computed) or ``"features+mi"`` (the feature step plus ``mi_weight``
         times the mutual information step).
-    mi_weight : float
-        Weight of the mutual information step with ``"features+mi"``, at least 0
-        (default :data:`~itk_suits.schedule.DEFAULT_MI_WEIGHT`).
+    mi_weight : float or sequence of float
+        Weight of the mutual information step with ``"features+mi"``, at least 0,
+        one for all scales or one per scale (default
+        :data:`~itk_suits.schedule.DEFAULT_MI_WEIGHT`); a scale of weight 0 follows
+        the features alone and computes no mutual information.
     mi_bins : int
         Histogram bins of the mutual information, in [4, 1024]
         (default :data:`~itk_suits.schedule.DEFAULT_MI_BINS`).
@@ -134,7 +135,7 @@ class RegistrationParameters:
     threads: int | None = None
     linear: str | None = None
     metric: str = DEFAULT_METRIC
-    mi_weight: float = DEFAULT_MI_WEIGHT
+    mi_weight: Any = DEFAULT_MI_WEIGHT
     mi_bins: int = DEFAULT_MI_BINS
 
     def validated(self) -> "RegistrationParameters":
@@ -148,7 +149,7 @@ class RegistrationParameters:
             resolved (:func:`~itk_suits.features.get_feature_extractor`,
             :func:`~itk_suits.core.resolve_device`).
         """
-        schedule = build_schedule(self.grid_spacings, self.iterations, self.smoothness)
+        schedule = build_schedule(self.grid_spacings, self.iterations, self.smoothness, self.mi_weight)
         threads = None if self.threads is None else checked_number(
             self.threads, "threads", 1, _MAX_THREADS, integer=True)
         return replace(
@@ -166,13 +167,14 @@ class RegistrationParameters:
             threads=threads,
             linear=checked_linear(self.linear),
             metric=checked_metric(self.metric),
-            mi_weight=checked_mi_weight(self.mi_weight),
+            mi_weight=tuple(s.mi_weight for s in schedule),
             mi_bins=checked_mi_bins(self.mi_bins),
         )
 
     def schedule(self) -> list[Scale]:
         """The multi-scale schedule of the descent (of validated parameters)."""
-        return [Scale(s, n, w) for s, n, w in zip(self.grid_spacings, self.iterations, self.smoothness)]
+        return [Scale(s, n, w, m) for s, n, w, m in zip(self.grid_spacings, self.iterations, self.smoothness,
+                                                        self.mi_weight)]
 
     def to_dict(self) -> dict:
         """JSON-ready values; objects (transforms, extractors) are named by their type."""

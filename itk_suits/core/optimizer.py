@@ -28,10 +28,13 @@ intensity ``m`` (carried as one more channel of the moving level, so it is
 warped with the features). Its raw size depends on the images' joint
 histogram, so it is put in the feature step's units: at the first iteration
 of each scale a factor per batch element is chosen that makes the mean force
-magnitude over valid samples :data:`~itk_suits.schedule.MI_STEP_SIZE` working
-voxels, and kept for the scale. The force therefore still shrinks as the
-mutual information approaches its maximum, and the smoothness weights and
-Adam's ``eps`` keep their meaning.
+magnitude over valid samples that of the feature step at the same samples
+(:data:`~itk_suits.schedule.MI_STEP_SIZE` working voxels without features),
+and kept for the scale. The force therefore still shrinks as the mutual
+information approaches its maximum, the smoothness weights and Adam's ``eps``
+keep their meaning, and a pair the features already align (the feature step
+vanishes) gets no mutual information force: identity stays identity, where
+the Parzen estimate alone would still pull intensities towards bin centres.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ from .sampling import Lattice, LatticeSampler, sampling_strides
 from ..errors import ParameterError
 from ..schedule import (
     DEFAULT_LEARNING_RATE,
-    DEFAULT_METRIC,
     DEFAULT_MI_BINS,
     DEFAULT_TOLERANCE,
     MI_STEP_SIZE,
@@ -112,7 +114,9 @@ class DescentSettings:
         What drives the grid (:class:`MultiScaleDescent` only): the feature
         step, the mutual information step, or the feature step plus each
         scale's :attr:`~itk_suits.schedule.Scale.mi_weight` times the mutual
-        information step.
+        information step. ``"features"`` here: the tensor-level descent has no
+        intensities unless it is given them (registration's default,
+        :data:`~itk_suits.schedule.DEFAULT_METRIC`, is set where they are).
     mi_bins : int
         Histogram bins of the mutual information.
     """
@@ -124,7 +128,7 @@ class DescentSettings:
     channels: int | None = None
     samples: int | None = None
     seed: int = 0
-    metric: str = DEFAULT_METRIC
+    metric: str = "features"
     mi_bins: int = DEFAULT_MI_BINS
 
 
@@ -313,7 +317,7 @@ class BSplineDescentStep:
         ).reshape((1, -1) + (1,) * ndim)
         self.sampler = LatticeSampler(self.grid, sampling_strides(self.working, samples),
                                       torch.Generator().manual_seed(seed))
-        self.mi_normaliser = None  # [B, 1, ...]: mutual information force -> working voxels, set on first use
+        self.mi_normaliser = None  # [B]: mutual information force -> working voxels, set on first use
 
     def level(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``[B, C, *image_shape]`` resampled to the working level."""
@@ -415,21 +419,15 @@ class BSplineDescentStep:
             intensity = warped[:, channels:channels + 1]
             gradients = (central_differences(intensity) if derivatives is None
                          else [d[:, channels:channels + 1] for d in derivatives])
-            information = self._mutual_information_step(fixed_intensity, intensity, gradients, valid, mi_bins)
+            weights = torch.ones_like(intensity) if valid is None else valid
+            force = mutual_information_force(fixed_intensity, intensity, gradients, weights, mi_bins)
+            if self.mi_normaliser is None:
+                size = MI_STEP_SIZE if step is None else _mean_magnitude(step, weights)
+                mean = _mean_magnitude(force, weights)
+                self.mi_normaliser = torch.where(mean > 0, size / mean.clamp_min(1e-30), torch.zeros_like(mean))
+            information = force * self.mi_normaliser.reshape((-1,) + (1,) * (force.ndim - 1))
             step = information if step is None else step + mi_weight * information
         return step * self.to_full
-
-    def _mutual_information_step(self, fixed, moving, gradients, valid, bins):
-        """The mutual information force in working voxels, normalised once per scale (module notes)."""
-        weights = torch.ones_like(moving) if valid is None else valid
-        force = mutual_information_force(fixed, moving, gradients, weights, bins)
-        if self.mi_normaliser is None:
-            magnitude = force.square().sum(dim=1, keepdim=True).sqrt().flatten(1).sum(dim=1)
-            mean = magnitude / weights.flatten(1).sum(dim=1).clamp_min(1.0)
-            shape = (-1,) + (1,) * (force.ndim - 1)
-            self.mi_normaliser = torch.where(mean > 0, MI_STEP_SIZE / mean.clamp_min(1e-30),
-                                             torch.zeros_like(mean)).reshape(shape)
-        return force * self.mi_normaliser
 
     def _sample(self, table, coefficients, lattice, lattice_shape):
         """Warped moving channels and their voxel derivatives at the lattice, ``[B, C, *lattice]`` each."""
@@ -684,6 +682,12 @@ class MultiScaleDescent:
                 scale=index, scales=len(self.scales), iteration=iteration, iterations=scale.iterations,
                 grid_spacing=scale.grid_spacing, movement=movement, elapsed=time.perf_counter() - start,
             ))
+
+
+def _mean_magnitude(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean length ``[B]`` of the vectors ``[B, ndim, *spatial]`` over the samples ``weights`` ``[B, 1, *spatial]`` keeps."""
+    length = vectors.square().sum(dim=1, keepdim=True).sqrt() * weights
+    return length.flatten(1).sum(dim=1) / weights.flatten(1).sum(dim=1).clamp_min(1.0)
 
 
 #: Weight of the newest iterate in the running average of a sampled scale (an average over about

@@ -14,8 +14,9 @@ from itk_suits.schedule import (
     DEFAULT_GRID_UNIT,
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
+    COARSE_MI_WEIGHT,
     DEFAULT_METRIC,
-    DEFAULT_MI_WEIGHT,
+    FINE_MI_WEIGHT,
     DEFAULT_WORKING_GRID,
     FINE_SMOOTHNESS,
     GRID_UNITS,
@@ -76,7 +77,7 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
                              f"intensities, or both (default: {DEFAULT_METRIC})")
     parser.add_argument("--mi-weight", nargs="+", type=float, metavar="WEIGHT",
                         help=f"weight of the mutual information step with --metric features+mi, per scale or one "
-                             f"for all scales (default: {DEFAULT_MI_WEIGHT:g})")
+                             f"for all scales (default: {COARSE_MI_WEIGHT:g} coarse, {FINE_MI_WEIGHT:g} finest)")
 
 
 def _count_or_all(text: str):

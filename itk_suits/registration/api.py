@@ -12,7 +12,6 @@ from ..schedule import (
     DEFAULT_ITERATIONS,
     DEFAULT_LEARNING_RATE,
     DEFAULT_METRIC,
-    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     DEFAULT_WORKING_GRID,
@@ -45,7 +44,7 @@ def register(
     threads: int | None = None,
     linear: str | None = None,
     metric: str = DEFAULT_METRIC,
-    mi_weight: float | Sequence[float] = DEFAULT_MI_WEIGHT,
+    mi_weight: float | Sequence[float] | None = None,
     spacing=None,
     moving_spacing=None,
     callback: Callable[[IterationInfo], None] | None = None,
@@ -85,12 +84,13 @@ def register(
         Linear stage before the B-spline stage, on the same features (see
         :class:`RegistrationParameters`); ``result.linear_transform`` holds its result.
     metric : {"features", "mi", "features+mi"}
-        The feature step (default), Mattes mutual information of the
-        intensities, or the feature step plus ``mi_weight`` times the mutual
-        information step (see :class:`RegistrationParameters`).
-    mi_weight : float or sequence of float
+        The feature step, Mattes mutual information of the intensities, or
+        the feature step plus ``mi_weight`` times the mutual information step
+        (the default; see :class:`RegistrationParameters`).
+    mi_weight : float or sequence of float, optional
         Weight of the mutual information step with ``"features+mi"``, one
-        for all scales or one per scale (0: that scale follows the features alone).
+        for all scales or one per scale (0: that scale follows the features
+        alone); default 1 on the coarse scales and 0.25 on the finest.
     spacing, moving_spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of numpy inputs.
     callback : callable, optional

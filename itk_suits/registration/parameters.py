@@ -17,7 +17,6 @@ from ..schedule import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_METRIC,
     DEFAULT_MI_BINS,
-    DEFAULT_MI_WEIGHT,
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
     Scale,
@@ -107,12 +106,12 @@ class RegistrationParameters:
     metric : str
         What drives the grid: ``"features"`` (the feature step), ``"mi"``
         (Mattes mutual information of the intensities; no features are
-        computed) or ``"features+mi"`` (the feature step plus ``mi_weight``
-        times the mutual information step).
+        computed) or ``"features+mi"`` (the default: the feature step plus
+        ``mi_weight`` times the mutual information step).
     mi_weight : float or sequence of float
         Weight of the mutual information step with ``"features+mi"``, at least 0,
         one for all scales or one per scale (default
-        :data:`~itk_suits.schedule.DEFAULT_MI_WEIGHT`); a scale of weight 0 follows
+        :func:`~itk_suits.schedule.default_mi_weight`); a scale of weight 0 follows
         the features alone and computes no mutual information.
     mi_bins : int
         Histogram bins of the mutual information, in [4, 1024]
@@ -135,7 +134,7 @@ class RegistrationParameters:
     threads: int | None = None
     linear: str | None = None
     metric: str = DEFAULT_METRIC
-    mi_weight: Any = DEFAULT_MI_WEIGHT
+    mi_weight: Any = None
     mi_bins: int = DEFAULT_MI_BINS
 
     def validated(self) -> "RegistrationParameters":

@@ -32,7 +32,9 @@ def _parameters(options: Mapping):
         raise ParameterError(f"unknown option(s) {unknown}; the registration parameters are "
                              f"{list(RegistrationParameters.__dataclass_fields__)}") from None
     parameters = parameters.validated()
-    get_feature_extractor(parameters.features)
+    extractor = get_feature_extractor(parameters.features)
+    for role, modality in zip(("fixed", "moving"), parameters.modalities or (None, None)):
+        extractor.check_modality(role, modality)
     return parameters
 
 

@@ -37,6 +37,7 @@ from itk_suits.schedule import Scale, build_schedule
 from itk_suits.errors import ParameterError
 from itk_suits.progress import progress_bar
 from itk_suits.features.cnn import FeaturePair
+from itk_suits.features.model import card_networks, trained_modalities
 from itk_suits.features.onnx import export_onnx
 from itk_suits.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -163,6 +164,13 @@ def _final_mean_ratio(history: Sequence[dict]) -> float:
     return float(np.mean(ratios))
 
 
+def _modality_names(shared: bool, modalities) -> tuple | None:
+    """The checked modality names of the networks (``None``: not named); refuses what the export would refuse."""
+    names = trained_modalities(modalities)
+    card_networks(shared, names)
+    return names
+
+
 def _check_ndim(pairs: Sequence[TrainingPair], ndim) -> int:
     dimensions = {pair.fixed.dim() - 2 for pair in pairs}
     if len(dimensions) != 1 or not dimensions <= {2, 3}:
@@ -193,7 +201,7 @@ def train_on_pairs(
     callback: Callable[[dict], None] | None = None,
     name: str | None = None,
     description: str = "",
-    modalities: dict | None = None,
+    modalities=None,
     data: dict | None = None,
     command: str | None = None,
 ) -> pathlib.Path:
@@ -248,9 +256,9 @@ def train_on_pairs(
               progress)
     fingerprint = data_fingerprint(pairs)
     run = {"settings": settings.to_dict(), "network": {"ndim": ndim, "shared": bool(shared)}, "data": fingerprint}
+    names = _modality_names(shared, modalities)
     card_fields = {"name": str(name or pathlib.Path(out).resolve().name), "description": str(description),
-                   "modalities": {str(k): str(v) for k, v in
-                                  (modalities or {"fixed": "unspecified", "moving": "unspecified"}).items()}}
+                   "modalities": None if names is None else list(names)}
     if resume_from is not None:
         restore_checkpoint(load_checkpoint(resume_from), trainer, run, source=os.fspath(resume_from))
         _announce(f"resuming {os.fspath(resume_from)} after update {len(trainer.history)}", progress)
@@ -372,7 +380,7 @@ def train_features(
     callback: Callable[[dict], None] | None = None,
     name: str | None = None,
     description: str = "",
-    modalities: dict | None = None,
+    modalities=None,
     command: str | None = None,
 ) -> pathlib.Path:
     """Learn SUITS features from labelled images of two modalities; write a model folder.
@@ -428,8 +436,13 @@ def train_features(
         stops training; the last checkpoint stays).
     name, description : str, optional
         Model card entries (``name`` defaults to the folder name).
-    modalities : dict, optional
-        What the networks are for, e.g. ``{"fixed": "CT", "moving": "MR"}``.
+    modalities : (str, str) or dict, optional
+        The modality of the fixed and of the moving training images, e.g.
+        ``("ct", "mr")`` or ``{"fixed": "ct", "moving": "mr"}``: the card
+        names each network by it, and registration picks the network of each
+        image's modality (``register(..., modalities=...)``). Without names
+        a shared network is modality-agnostic and two networks are chosen by
+        the image's role.
     command : str, optional
         How the run was started, for the model card (default: this call, with
         the image paths, or their number and type, and every argument that is
@@ -468,6 +481,7 @@ def train_features(
     """
     arguments = dict(locals())
     check_output_folder(out, resume=resume, overwrite=overwrite)  # before reading any image
+    _modality_names(shared, modalities)
     pairs = training_pairs(
         fixed_images, fixed_labels, moving_images, moving_labels, labels=labels, label_mapping=label_mapping,
         spacing=spacing, shape=shape, slice_axis=slice_axis, slices=slices, all_pairs=all_pairs, initial=initial,

@@ -272,7 +272,9 @@ def get_feature_extractor(name):
     if shipped is not None:
         from itk_suits.features.onnx import ONNXFeatureExtractor
 
-        return ONNXFeatureExtractor(shipped)
+        extractor = ONNXFeatureExtractor(shipped)
+        extractor.name = shipped.name  # messages name the model as the caller did
+        return extractor
     if text and _looks_like_path(text):
         from itk_suits.features.onnx import ONNXFeatureExtractor
 

@@ -277,6 +277,32 @@ def test_cli_register_batch_takes_the_modalities(named_models, seen, image_files
     assert seen == {"fixed": CT, "moving": MR}
 
 
+def test_a_cohort_csv_names_the_modalities_of_each_pair(named_models, image_files, tmp_path, monkeypatch):
+    described = []
+    original = ONNXFeatureExtractor.__call__
+
+    def recording(self, image, role="fixed", modality=None):
+        features = original(self, image, role=role, modality=modality)
+        described.append((role, float(features.mean())))
+        return features
+
+    monkeypatch.setattr(ONNXFeatureExtractor, "__call__", recording)
+    fixed, moving = (path.name for path in image_files)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"fixed,moving,fixed_modality,moving_modality,name\n{fixed},{moving},MR,ct,a\n"
+                     f"{moving},{fixed},ct,mr,b\n")
+    rows = itk_suits.register_many(pairs, tmp_path / "out", features="abdomen", progress=False, **FAST)
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert described == [("fixed", MR), ("moving", CT), ("fixed", CT), ("moving", MR)]
+    for text, match in ((f"fixed,moving,fixed_modality\n{fixed},{moving},mr\n", "both fixed_modality and"),
+                        (f"fixed,moving,fixed_modality,moving_modality\n{fixed},{moving},mr,us\n",
+                         "no network for modality 'us'")):
+        pairs.write_text(text)
+        with pytest.raises(ModalityError, match=match):
+            itk_suits.register_many(pairs, tmp_path / "refused", features="abdomen", progress=False, **FAST)
+        assert not (tmp_path / "refused").exists()
+
+
 def test_cli_features_takes_the_modality(named_models, image_files, tmp_path):
     output = tmp_path / "feats.nii.gz"
     assert main(["features", str(image_files[0]), "-o", str(output), "--model", "abdomen", "--modality", "mr"]) == 0

@@ -400,6 +400,7 @@ def update_together(methods: Sequence[SuitsRegistrationMethod]) -> list:
     ----------
     methods : sequence of SuitsRegistrationMethod
         Registrations with equal parameters except the initial transform and
+        the modalities, and
         fixed images of the same size (checked after preparation).
 
     Returns

@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from itk_suits.errors import ModalityError, ParameterError
-from itk_suits.features.cnn import GROUPS, LAYERS, ROLES, FeaturePair
+from itk_suits.features.cnn import ROLES, FeatureCNN, FeaturePair
 
 __all__ = [
     "ANY_MODALITY",
@@ -102,14 +102,6 @@ ANY_MODALITY = "any"
 _MODALITY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 #: How a version-1 card or a checkpoint says that the modalities were not named.
 _UNNAMED = "unspecified"
-
-ARCHITECTURE = (
-    "FeatureCNN (Blendowski & Heinrich 2019): convolutions (kernel, channels) "
-    + " ".join(f"({k},{c})" for k, c in LAYERS)
-    + f", replicate 'same' padding, GroupNorm({GROUPS}) + tanh after the first six, "
-    "bias on the last only"
-)
-
 
 def checked_modality(name, what="modality"):
     """A modality name, lowercased.
@@ -307,7 +299,7 @@ class ModelCard:
     input_normalization: dict
     roles: dict | None = None
     description: str = ""
-    architecture: str = ARCHITECTURE
+    architecture: str = FeatureCNN.description
     onnx_opset: int | None = None
     onnx_max_abs_difference: float | None = None
     training: dict = field(default_factory=dict)
@@ -583,7 +575,7 @@ def weights_dict(pair, **card_fields):
     Returns
     -------
     dict
-        ``{"format", "ndim", "shared", "percentiles", "state_dict", "card"}``;
+        ``{"format", "ndim", "shared", "architecture", "percentiles", "state_dict", "card"}``;
         loadable with ``torch.load(..., weights_only=True)``. A training
         checkpoint may hold it under the key ``"model"``.
     """
@@ -591,6 +583,7 @@ def weights_dict(pair, **card_fields):
         "format": WEIGHTS_FORMAT,
         "ndim": pair.ndim,
         "shared": pair.shared,
+        "architecture": pair.architecture,
         "percentiles": list(pair.percentiles),
         "state_dict": {key: value.detach().cpu() for key, value in pair.state_dict().items()},
         "card": dict(card_fields),
@@ -629,9 +622,11 @@ def feature_pair_from_weights(weights, source="weights"):
             "or a checkpoint with one under 'model')"
         )
     try:
-        pair = FeaturePair(weights["ndim"], shared=weights["shared"], percentiles=weights["percentiles"])
+        # weights written before the architecture was recorded are FeatureCNNs
+        pair = FeaturePair(weights["ndim"], shared=weights["shared"], percentiles=weights["percentiles"],
+                           architecture=weights.get("architecture", "featurecnn"))
         pair.load_state_dict(weights["state_dict"])
-    except (KeyError, RuntimeError, TypeError) as error:
+    except (KeyError, RuntimeError, TypeError, ParameterError) as error:
         raise ParameterError(f"{source}: the weights do not fit the feature network ({error})") from error
     return pair.eval(), dict(weights.get("card", {}))
 

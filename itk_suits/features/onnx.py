@@ -27,7 +27,7 @@ import torch
 
 from itk_suits._version import __version__
 from itk_suits.errors import ParameterError, SuitsError
-from itk_suits.features.cnn import ROLES, FeatureCNN, FeaturePair, check_role, normalize_intensities
+from itk_suits.features.cnn import ARCHITECTURES, ROLES, FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import check_image_batch
 from itk_suits.features.model import (
     WEIGHTS_NAME,
@@ -58,6 +58,8 @@ _TORCHSCRIPT_EXPORTER = (
     {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 )
 _CUDA = "CUDAExecutionProvider"
+#: The single feature networks (one role's network, no normalisation).
+_NETWORKS = tuple(ARCHITECTURES.values())
 
 
 def _onnxruntime():
@@ -78,7 +80,7 @@ def _check_ndim_argument(model, ndim):
 
 
 def _export_network(network, path, opset):
-    """Write one :class:`FeatureCNN` as an ONNX file with dynamic batch and spatial axes."""
+    """Write one feature network as an ONNX file with dynamic batch and spatial axes."""
     network = copy.deepcopy(network).cpu().eval()
     example = torch.zeros((1, 1) + _EXPORT_SIZE[network.ndim])
     spatial = {2 + i: name for i, name in enumerate(_AXIS_NAMES[3 - network.ndim:])}
@@ -125,7 +127,7 @@ def export_onnx(
 
     Parameters
     ----------
-    model : FeatureCNN or FeaturePair
+    model : FeatureCNN, FeatureUNet or FeaturePair
         A single network is written to the file ``path`` (its input must be
         normalised already). A pair is written as a model folder ``path``:
         ``fixed.onnx`` and ``moving.onnx`` (or ``shared.onnx``), ``model.json``
@@ -134,7 +136,7 @@ def export_onnx(
         onnxruntime and torch measured on a random image of another size
         (:func:`compare_onnx_to_torch`).
     path : str or os.PathLike
-        ONNX file (``FeatureCNN``) or folder (``FeaturePair``).
+        ONNX file (a single network) or folder (``FeaturePair``).
     ndim : {2, 3}, optional
         Checked against the model's dimension when given.
     name, description : str
@@ -168,14 +170,14 @@ def export_onnx(
     >>> export_onnx(FeaturePair(ndim=2), "my_model")          # doctest: +SKIP
     """
     path = pathlib.Path(path)
-    if isinstance(model, FeatureCNN):
+    if isinstance(model, _NETWORKS):
         _check_ndim_argument(model, ndim)
         _refuse_existing([path], overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         _export_network(model, path, opset)
         return path
     if not isinstance(model, FeaturePair):
-        raise ParameterError(f"model must be a FeatureCNN or a FeaturePair, got {type(model).__name__}")
+        raise ParameterError(f"model must be a feature network or a FeaturePair, got {type(model).__name__}")
     _check_ndim_argument(model, ndim)
     names = trained_modalities(modalities)
     networks, roles, files = card_networks(model.shared, names)
@@ -199,6 +201,7 @@ def export_onnx(
         networks=networks,
         roles=roles,
         sha256={f: file_sha256(path / f) for f in sorted(set(files.values()))},
+        architecture=model.network("fixed").description,
         input_normalization={"method": "percentile", "percentiles": list(model.percentiles), "clip": [0, 1]},
         onnx_opset=opset,
         torch_weights=WEIGHTS_NAME if torch_weights else None,
@@ -227,10 +230,10 @@ def compare_onnx_to_torch(model, path, shape=None, seed=0, modalities=None):
 
     Parameters
     ----------
-    model : FeatureCNN or FeaturePair
+    model : FeatureCNN, FeatureUNet or FeaturePair
         The torch model.
     path : str or os.PathLike
-        Its exported ONNX file (``FeatureCNN``) or model folder (``FeaturePair``).
+        Its exported ONNX file (a single network) or model folder (``FeaturePair``).
     shape : tuple of int, optional
         Spatial size of the random test image (array order); default a
         non-square size that differs from the export size, which exercises the
@@ -251,7 +254,7 @@ def compare_onnx_to_torch(model, path, shape=None, seed=0, modalities=None):
     image = _random_image(shape, seed)
     model = copy.deepcopy(model).cpu().eval()
     with torch.no_grad():
-        if isinstance(model, FeatureCNN):
+        if isinstance(model, _NETWORKS):
             normalized = normalize_intensities(image)
             session = _session(os.fspath(path), [_CPU], threads=torch.get_num_threads())
             onnx_features = torch.from_numpy(session.run(None, {"image": normalized.numpy()})[0])

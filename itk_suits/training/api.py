@@ -2,7 +2,8 @@
 
 The model folder ``out`` ends up holding::
 
-    fixed.onnx, moving.onnx   the networks (or shared.onnx), see itk_suits.features.model
+    ct.onnx, mr.onnx          the networks, one per named modality (fixed.onnx and moving.onnx
+                              without names, or shared.onnx), see itk_suits.features.model
     model.json                the model card; its "training" entry records the run
     model.pt                  torch weights (for fine-tuning, ``itk-suits export``)
     checkpoint.pt             the last training state (see :mod:`.checkpoint`)
@@ -188,6 +189,7 @@ def train_on_pairs(
     *,
     mode: str = "algorithm1",
     shared: bool = False,
+    architecture: str = "featurecnn",
     ndim: int | None = None,
     scales=None,
     epochs: int = 1,
@@ -249,13 +251,14 @@ def train_on_pairs(
     )
     device = resolve_device(device)
     torch.manual_seed(seed)
-    networks = FeaturePair(ndim, shared=shared).to(device)
+    networks = FeaturePair(ndim, shared=shared, architecture=architecture).to(device)
     trainer = FeatureTrainer(networks, source, settings)
     _announce(f"training {ndim}D SUITS features ({settings.mode}) on {len(pairs)} pairs"
               f"{' (new ones every epoch)' if callable(source) else ''}, on {_device_text(device)}",
               progress)
     fingerprint = data_fingerprint(pairs)
-    run = {"settings": settings.to_dict(), "network": {"ndim": ndim, "shared": bool(shared)}, "data": fingerprint}
+    network = {"ndim": ndim, "shared": bool(shared), "architecture": networks.architecture}
+    run = {"settings": settings.to_dict(), "network": network, "data": fingerprint}
     names = _modality_names(shared, modalities)
     card_fields = {"name": str(name or pathlib.Path(out).resolve().name), "description": str(description),
                    "modalities": None if names is None else list(names)}
@@ -359,6 +362,7 @@ def train_features(
     *,
     mode: str = "algorithm1",
     shared: bool = False,
+    architecture: str = "featurecnn",
     ndim: int | None = None,
     scales=None,
     epochs: int = 1,
@@ -398,11 +402,18 @@ def train_features(
     out : path-like
         The model folder to write (see the module docstring): new, empty, or
         the folder of an interrupted run to resume.
-    mode : {"algorithm1", "unrolled"}
-        The paper's step matching, or back-propagation through unrolled
-        descent iterations (:mod:`~itk_suits.training.trainer`).
+    mode : {"algorithm1", "unrolled", "sdm-regression"}
+        The paper's step matching, back-propagation through unrolled
+        descent iterations, or each modality's features regressing the signed
+        distance maps of merged label groups (anatomy-anchored; the step loss
+        is an auxiliary term with ``settings.step_weight`` > 0); see
+        :mod:`~itk_suits.training.trainer`.
     shared : bool
         One network for both modalities instead of one each.
+    architecture : {"featurecnn", "unet"}
+        The paper's 7-layer :class:`~itk_suits.features.cnn.FeatureCNN` or a
+        small :class:`~itk_suits.features.cnn.FeatureUNet` (about 0.12 M
+        parameters in 2D, 0.35 M in 3D).
     ndim : {2, 3}, optional
         Checked against the dimension of the training pairs.
     scales : sequence, optional
@@ -496,7 +507,8 @@ def train_features(
         "initial": initial if initial is None or isinstance(initial, str) else type(initial).__name__,
     }
     return train_on_pairs(
-        pairs, out, mode=mode, shared=shared, ndim=ndim, scales=scales, epochs=epochs, settings=settings,
+        pairs, out, mode=mode, shared=shared, architecture=architecture, ndim=ndim, scales=scales, epochs=epochs,
+        settings=settings,
         device=device, seed=seed, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite,
         progress=progress, callback=callback, name=name, description=description, modalities=modalities,
         data=data, command=command or _call_text(arguments),

@@ -237,17 +237,17 @@ class FeatureUNet(nn.Module):
     torch.Size([1, 8, 21, 30])
     """
 
-    description = (
-        "FeatureUNet: three levels of two 3-voxel convolutions (16, 32, 64 channels), GroupNorm(2) + "
-        "LeakyReLU(0.2), max pooling down, nearest upsampling and skip concatenation up, a 1-voxel output "
-        "convolution with bias to 8 channels, replicate padding"
-    )
-
     def __init__(self, ndim=2, width=16):
         super().__init__()
         self.ndim = _check_ndim(ndim)
         self.out_channels = LAYERS[-1][1]
         widths = (width, 2 * width, 4 * width)
+        #: The architecture as a model card states it.
+        self.description = (
+            f"FeatureUNet: three levels of two 3-voxel convolutions {widths} channels, GroupNorm({GROUPS}) + "
+            "LeakyReLU(0.2), max pooling down, nearest upsampling and skip concatenation up, a 1-voxel output "
+            f"convolution with bias to {self.out_channels} channels, replicate padding"
+        )
         self.down = nn.ModuleList([self._block(1, widths[0]), self._block(widths[0], widths[1])])
         self.bottom = self._block(widths[1], widths[2])
         self.up = nn.ModuleList([self._block(widths[2] + widths[1], widths[1]),

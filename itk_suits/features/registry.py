@@ -17,9 +17,10 @@ import torch
 
 from itk_suits.errors import ParameterError
 from itk_suits.features.base import FeatureExtractor
-from itk_suits.features.cnn import FeaturePair, check_role, normalize_intensities
+from itk_suits.features.cnn import ROLES, FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import mind_ssc
 from itk_suits.features.model import (
+    ANY_MODALITY,
     NO_PRETRAINED,
     pretrained_model_dir,
     read_model_card,
@@ -133,8 +134,8 @@ class TorchFeatureExtractor(FeatureExtractor):
         check_role(role)
         if ndim is not None:
             self.channels(ndim)
-        networks = {"any": "shared"} if self.pair.shared else {}
-        roles = None if self.pair.shared else {r: r for r in ("fixed", "moving")}
+        networks = {ANY_MODALITY: "shared"} if self.pair.shared else {}
+        roles = None if self.pair.shared else {r: r for r in ROLES}
         select_network(networks, roles, role, modality, "in-memory FeaturePair")
 
     def __call__(self, image, role="fixed", modality=None):

@@ -338,6 +338,11 @@ class ModelCard:
         source : str, optional
             The model as the caller named it (default: the card's name).
 
+        Returns
+        -------
+        str
+            An ONNX file name of the card.
+
         Raises
         ------
         ModalityError

@@ -106,6 +106,8 @@ MODALITIES = {
     "fixed": {"name": "CT-like", "bias": 0.0, "noise": 0.05, "table_offset": 101},
     "moving": {"name": "MR-like", "bias": 0.3, "noise": 0.03, "table_offset": 202},
 }
+#: The modalities of the fixed and the moving image, as the trained models' cards name them.
+MODALITY_NAMES = (MODALITIES["fixed"]["name"], MODALITIES["moving"]["name"])
 #: Trained models: name -> train_on_pairs options (mode, and the step loss for Algorithm 1).
 TRAINING_MODES = {
     "algorithm1": {"mode": "algorithm1"},
@@ -191,7 +193,7 @@ def train_models(subjects: dict, arguments, seed: int, folder: Path, progress) -
         out = train_on_pairs(
             pairs, folder / f"seed{seed}_{mode}", **options, scales=scales, epochs=arguments.epochs,
             device=arguments.device, seed=seed, progress=False,
-            modalities={role: modality["name"] for role, modality in MODALITIES.items()},
+            modalities=MODALITY_NAMES,
         )
         wall = time.perf_counter() - start
         training = json.loads((out / "model.json").read_text())["training"]
@@ -206,8 +208,9 @@ def train_models(subjects: dict, arguments, seed: int, folder: Path, progress) -
 
 def suits_method(features, arguments):
     def run(fixed, moving):
+        # the learned models name a network per modality; MIND-SSC and the shipped models accept any names
         result = itk_suits.register(fixed, moving, features=features, threads=arguments.threads,
-                                    device=arguments.device)
+                                    device=arguments.device, modalities=MODALITY_NAMES)
         return result.transform, result.displacement_field
     return run
 

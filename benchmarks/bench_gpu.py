@@ -250,10 +250,13 @@ class TimedFeatures(FeatureExtractor):
     def channels(self, ndim):
         return self._extractor().channels(ndim)
 
-    def __call__(self, image, role="fixed"):
+    def check_modality(self, role, modality, ndim=None):
+        self._extractor().check_modality(role, modality, ndim)
+
+    def __call__(self, image, role="fixed", modality=None):
         synchronize(self.device)
         start = time.perf_counter()
-        features = self._extractor()(image, role=role)
+        features = self._extractor()(image, role=role, modality=modality)
         synchronize(self.device)
         self.calls.append((start, time.perf_counter()))
         return features

@@ -145,7 +145,6 @@ def main(argv=None) -> None:
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
         description=f"Modality-agnostic {len(shape)}D SUITS features (one network for both images), learned on synthetic "
                     "multi-modal pairs from brain label maps and abdomen-like phantoms",
-        modalities={"fixed": "any (synthetic modalities)", "moving": "any (synthetic modalities)"},
         data=data, command=command,
     )
     (out / CHECKPOINT_NAME).unlink(missing_ok=True)

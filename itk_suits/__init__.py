@@ -10,7 +10,15 @@ extraction or a training run is asked for.
 """
 
 from ._version import __version__
-from .errors import GeometryError, InputImageError, ParameterError, PixelTypeError, SuitsError, TransformError
+from .errors import (
+    GeometryError,
+    InputImageError,
+    ModalityError,
+    ParameterError,
+    PixelTypeError,
+    SuitsError,
+    TransformError,
+)
 
 #: Public name -> the module that defines it.
 _LAZY = {
@@ -44,6 +52,7 @@ __all__ = [
     "PixelTypeError",
     "GeometryError",
     "ParameterError",
+    "ModalityError",
     "TransformError",
     "__version__",
 ]

@@ -27,6 +27,11 @@ class ParameterError(SuitsError, ValueError):
     """A registration parameter is out of range or unknown (feature name, schedule...)."""
 
 
+class ModalityError(ParameterError):
+    """Features cannot tell which network describes an image: a modality the model has no network for,
+    no modality named for a model with one network per modality, or a malformed modality name."""
+
+
 class TransformError(SuitsError, ValueError):
     """A transform cannot be read, converted or composed."""
 

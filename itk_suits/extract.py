@@ -2,7 +2,7 @@
 
 Two faces on one computation, as for registration: the ITK-style object
 :class:`SuitsFeatureImageFilter` (``New()``, ``SetInput``, ``SetModel``,
-``SetRole``, ``Update()``, ``GetOutput()``) and the function
+``SetModality``, ``SetRole``, ``Update()``, ``GetOutput()``) and the function
 :func:`extract_features`, a thin wrapper around it. The output is a vector
 image with one component per feature channel, on the input's grid (origin,
 spacing and direction kept), in the caller's library.
@@ -18,6 +18,7 @@ from .core import resolve_device
 from .errors import InputImageError
 from .features import get_feature_extractor
 from .features.cnn import check_role
+from .features.model import checked_modality
 from .interop import images as image_io
 
 __all__ = ["SuitsFeatureImageFilter", "extract_features"]
@@ -44,11 +45,16 @@ class SuitsFeatureImageFilter:
     image : itk.Image, SimpleITK.Image, numpy.ndarray or path, optional
         Scalar 2D or 3D image.
     model : str, os.PathLike or FeaturePair
-        ``"mind"``, ``"intensity"``, ``"pretrained"``, a model folder, or a
-        ``"+"`` combination such as ``"mind+my_model/"`` (see
-        :func:`~itk_suits.features.get_feature_extractor`).
+        ``"mind"``, ``"intensity"``, ``"pretrained"``, a shipped model's
+        name, a model folder, or a ``"+"`` combination such as
+        ``"mind+my_model/"`` (see :func:`~itk_suits.features.get_feature_extractor`).
+    modality : str, optional
+        The image's modality (``"ct"``, ``"mr"``...): a learned model with one
+        network per modality uses that one, and needs it named. Ignored by
+        MIND-SSC, intensities and modality-agnostic networks.
     role : {"fixed", "moving"}
-        Which network of a learned model describes the image.
+        The image's role: which network of a model trained for fixed and
+        moving images (without modality names) describes it.
     spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of a numpy image.
     device : str
@@ -62,10 +68,11 @@ class SuitsFeatureImageFilter:
     >>> vector_image = features.GetOutput()                    # doctest: +SKIP
     """
 
-    def __init__(self, image=None, model="mind", role="fixed", spacing=None, device="auto") -> None:
+    def __init__(self, image=None, model="mind", role="fixed", spacing=None, device="auto", modality=None) -> None:
         self._input = image
         self._model = model
         self._role = check_role(role)
+        self._modality = None if modality is None else checked_modality(modality)
         self._spacing = spacing
         self._device = device
         self._output = None
@@ -96,6 +103,14 @@ class SuitsFeatureImageFilter:
     def GetRole(self) -> str:
         return self._role
 
+    def SetModality(self, modality: str | None) -> None:
+        """The image's modality (e.g. ``"ct"``), or ``None``: see the class."""
+        self._modality = None if modality is None else checked_modality(modality)
+        self._output = None
+
+    def GetModality(self) -> str | None:
+        return self._modality
+
     def SetSpacing(self, spacing) -> None:
         """Spacing (x, y[, z] order, mm) of a numpy input."""
         self._spacing = spacing
@@ -113,11 +128,14 @@ class SuitsFeatureImageFilter:
             raise InputImageError("set the input image before Update()")
         image, kind = image_io.as_sitk_image(self._input, name="image", spacing=self._spacing)
         extractor = get_feature_extractor(self._model)
-        extractor.channels(image.GetDimension())  # refuses a model of another dimension before any work
+        # refuse a model of another dimension or without a network for this image before any work
+        extractor.channels(image.GetDimension())
+        extractor.check_modality(self._role, self._modality, image.GetDimension())
         device = resolve_device(self._device)
         array = sitk.GetArrayFromImage(sitk.Cast(image, sitk.sitkFloat32))
         with torch.no_grad():
-            features = extractor(torch.from_numpy(array)[None, None].to(device), role=self._role)
+            features = extractor(torch.from_numpy(array)[None, None].to(device), role=self._role,
+                                 modality=self._modality)
         channels_last = np.moveaxis(features[0].cpu().numpy(), 0, -1)
         output = sitk.GetImageFromArray(np.ascontiguousarray(channels_last), isVector=True)
         output.CopyInformation(image)
@@ -139,7 +157,7 @@ class SuitsFeatureImageFilter:
         return self._output
 
 
-def extract_features(image, model="mind", role="fixed", *, spacing=None, device="auto"):
+def extract_features(image, model="mind", role="fixed", *, modality=None, spacing=None, device="auto"):
     """Feature image of ``image``, as the registration sees it.
 
     Parameters
@@ -147,11 +165,15 @@ def extract_features(image, model="mind", role="fixed", *, spacing=None, device=
     image : itk.Image, SimpleITK.Image, numpy.ndarray or path
         Scalar 2D or 3D image.
     model : str, os.PathLike or FeaturePair
-        ``"mind"`` (default), ``"intensity"``, ``"pretrained"``, a model folder,
-        or a ``"+"`` combination such as ``"mind+my_model/"``.
+        ``"mind"`` (default), ``"intensity"``, ``"pretrained"``, a shipped
+        model's name, a model folder, or a ``"+"`` combination such as
+        ``"mind+my_model/"``.
     role : {"fixed", "moving"}
-        Which network of a learned model describes the image (the one used for
-        fixed or for moving images in a registration).
+        The image's role in a registration: which network of a model trained
+        for fixed and moving images without modality names describes it.
+    modality : str, optional
+        The image's modality (e.g. ``"ct"``): which network of a model with
+        one network per modality describes it (needed for such a model).
     spacing : sequence of float, optional
         Spacing (x, y[, z], mm) of a numpy image.
     device : str
@@ -167,13 +189,18 @@ def extract_features(image, model="mind", role="fixed", *, spacing=None, device=
     ------
     SuitsError
         Bad image, unknown or invalid model, a model of another dimension.
+    ModalityError
+        The model has no network for ``modality``, or has one per modality
+        and ``modality`` is not given.
 
     Examples
     --------
     >>> import numpy as np, itk_suits
     >>> itk_suits.extract_features(np.random.rand(32, 40), "mind").shape
     (32, 40, 6)
+    >>> itk_suits.extract_features("ct.nii.gz", "mind+ct_mr_model/", modality="ct")  # doctest: +SKIP
     """
-    feature_filter = SuitsFeatureImageFilter.New(image, model=model, role=role, spacing=spacing, device=device)
+    feature_filter = SuitsFeatureImageFilter.New(image, model=model, role=role, modality=modality,
+                                                 spacing=spacing, device=device)
     feature_filter.Update()
     return feature_filter.GetOutput()

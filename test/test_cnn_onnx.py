@@ -161,12 +161,12 @@ def test_model_card_records_what_the_folder_holds(model_2d, model_3d):
     _, directory = model_2d
     card = read_model_card(directory)
     assert (card.name, card.ndim, card.channels, card.shared) == ("test-2d", 2, 8, False)
-    assert card.files == {"fixed": "fixed.onnx", "moving": "moving.onnx"}
+    assert card.roles == {"fixed": "fixed.onnx", "moving": "moving.onnx"} and card.networks == {}
     assert card.sha256["fixed.onnx"] == file_sha256(directory / "fixed.onnx")
     assert card.input_normalization["percentiles"] == [0.5, 99.5]
     assert card.torch_weights == "model.pt" and (directory / "model.pt").is_file()
     shared = read_model_card(model_3d[1])
-    assert shared.files == {"fixed": "shared.onnx", "moving": "shared.onnx"} and shared.shared
+    assert shared.networks == {"any": "shared.onnx"} and shared.roles is None and shared.shared
 
 
 def test_torch_weights_round_trip_and_checkpoints_are_accepted(model_2d, tmp_path):
@@ -226,7 +226,7 @@ def test_fixed_and_moving_networks_with_different_channels_are_rejected(model_2d
     _raw_export(torch.nn.Conv2d(1, 6, 3, padding=1), moving, dynamic=True)
     card = json.loads((directory / "model.json").read_text())
     _rewrite_card(directory, sha256={**card["sha256"], "moving.onnx": file_sha256(moving)})
-    with pytest.raises(ParameterError, match=r"moving.onnx \(moving\) gives 6.*says 8"):
+    with pytest.raises(ParameterError, match=r"moving.onnx gives 6.*says 8"):
         ONNXFeatureExtractor(directory)
 
 
@@ -393,7 +393,7 @@ def test_registration_asks_for_fixed_and_moving_features():
         def channels(self, ndim):
             return 1
 
-        def __call__(self, image, role="fixed"):
+        def __call__(self, image, role="fixed", modality=None):
             calls.append(role)
             return normalize_intensities(image)
 

@@ -1,6 +1,7 @@
 """Cohorts: register_many and itk-suits register-batch (folders, summary, resume, failures, CSV, Dask)."""
 
 import csv
+import json
 import os
 import sys
 
@@ -115,6 +116,22 @@ def test_a_resumed_cohort_skips_finished_pairs_and_redoes_a_half_written_one(tmp
     # the folder is recognised as this cohort's, but not with other parameters
     with pytest.raises(ParameterError, match="other parameters"):
         itk_suits.register_many(pairs, out, progress=False, grid_spacings=(12, 6), iterations=(40, 30))
+
+
+def test_a_cohort_written_before_a_setting_or_column_existed_is_resumed(tmp_path):
+    inputs = tmp_path / "in"
+    pair = write_pair(inputs, "a", seed=1, labels=False)
+    pairs = [{"fixed": str(inputs / pair["fixed"]), "moving": str(inputs / pair["moving"]), "name": "a"}]
+    out = tmp_path / "out"
+    itk_suits.register_many(pairs, out, progress=False, **FAST)
+    # the records as an earlier version wrote them: no modalities setting, no modality columns
+    for path, key in ((out / "cohort.json", "parameters"), (out / "a" / "summary.json", "inputs")):
+        record = json.loads(path.read_text())
+        for name in ("modalities", "fixed_modality", "moving_modality"):
+            record[key].pop(name, None)
+        path.write_text(json.dumps(record))
+    rows = itk_suits.register_many(pairs, out, progress=False, **FAST)
+    assert [row["status"] for row in rows] == ["skipped"]
 
 
 def test_a_failing_pair_is_recorded_with_its_message_and_the_others_finish(tmp_path):

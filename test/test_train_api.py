@@ -371,3 +371,12 @@ def test_train_command_reads_image_folders(tmp_path, phantoms, capsys):
                  "--quiet"]) == 0
     data = read_model_card(out).training["data"]
     assert data["pairs"] == 4 and data["sdm_channels"] == 3  # 2 x 2 pairs; background, labels 1 and 2
+    regression = tmp_path / "regression"
+    assert main(["train", "--fixed-dir", str(tmp_path / "fixed_images"), "--fixed-label-dir",
+                 str(tmp_path / "fixed_labels"), "--moving-dir", str(tmp_path / "moving_images"),
+                 "--moving-label-dir", str(tmp_path / "moving_labels"), "--iterations", "10", "--grid-spacings",
+                 "16", "--mode", "sdm-regression", "--step-weight", "0.5", "--architecture", "unet",
+                 "--modalities", "CT", "MR", "--device", "cpu", "-o", str(regression), "--quiet"]) == 0
+    card = read_model_card(regression)
+    assert card.networks == {"ct": "ct.onnx", "mr": "mr.onnx"} and card.architecture.startswith("FeatureUNet")
+    assert card.training["settings"]["mode"] == "sdm-regression" and card.training["settings"]["step_weight"] == 0.5

@@ -51,7 +51,12 @@ def one_line(error: BaseException) -> str:
 def add_registration_options(parser: argparse.ArgumentParser, initial_transform_note: str = "") -> None:
     """The features and the schedule of the subcommands that register with SUITS."""
     parser.add_argument("--features", help="'mind' (MIND-SSC, multi-modal, default), 'intensity', "
-                                           "'pretrained', a model folder, or e.g. 'mind+DIR'")
+                                           "'pretrained', a shipped model's name, a model folder, or e.g. "
+                                           "'mind+DIR'")
+    parser.add_argument("--modalities", nargs=2, metavar=("FIXED", "MOVING"),
+                        help="modalities of the fixed and the moving image, e.g. 'mr ct': a learned model with "
+                             "one network per modality uses the network of each image's modality (ignored by "
+                             "MIND-SSC and modality-agnostic features)")
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="'identity' (default), 'geometry' (image centres), 'moments' "
                              "(centres of mass) or a transform file" + initial_transform_note)
@@ -95,7 +100,7 @@ ALL = "all"
 
 
 #: The options of :func:`add_registration_options` and :func:`add_run_options` that are registration parameters.
-REGISTRATION_OPTIONS = ("features", "initial_transform", "linear", "grid_spacings", "grid_unit", "working_grid",
+REGISTRATION_OPTIONS = ("features", "modalities", "initial_transform", "linear", "grid_spacings", "grid_unit", "working_grid",
                         "iterations", "smoothness", "learning_rate", "samples", "channels", "device", "threads",
                         "metric", "mi_weight")
 

@@ -18,10 +18,14 @@ def add(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="FEATS",
                         help="output vector image file: .nii.gz, .nii, .nrrd or .mha (e.g. feats.nii.gz)")
     parser.add_argument("--model", default="mind",
-                        help="'mind' (default), 'intensity', 'pretrained', a model folder, or e.g. 'mind+DIR'")
+                        help="'mind' (default), 'intensity', 'pretrained', a shipped model's name, a model folder, "
+                             "or e.g. 'mind+DIR'")
+    parser.add_argument("--modality", metavar="NAME",
+                        help="the image's modality, e.g. 'ct': which network of a model with one network per "
+                             "modality to use (needed for such a model)")
     parser.add_argument("--role", choices=("fixed", "moving"), default="fixed",
-                        help="the image's role in a registration: which network of a learned model to use "
-                             "(default: fixed)")
+                        help="the image's role in a registration: which network of a model trained for fixed and "
+                             "moving images without modality names to use (default: fixed)")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(handler=run_features)
@@ -38,6 +42,9 @@ def add(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
     parser.add_argument("--name", help="model name in the card (default: the one stored with the weights, "
                                        "else the folder name)")
+    parser.add_argument("--modalities", nargs=2, metavar=("FIXED", "MOVING"),
+                        help="modalities of the images the fixed and the moving network were trained on, e.g. "
+                             "'ct mr' (default: the ones stored with the weights)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing model files")
     parser.set_defaults(handler=run_export)
 
@@ -51,7 +58,8 @@ def run_features(arguments: argparse.Namespace) -> int:
 
     from itk_suits.extract import extract_features
 
-    features = extract_features(arguments.image, arguments.model, arguments.role, device=arguments.device)
+    features = extract_features(arguments.image, arguments.model, arguments.role, modality=arguments.modality,
+                                device=arguments.device)
     sitk.WriteImage(features, arguments.output)
     print(f"wrote {arguments.output} ({features.GetNumberOfComponentsPerPixel()} channels, model {arguments.model})")
     return 0
@@ -66,9 +74,12 @@ def run_export(arguments: argparse.Namespace) -> int:
     fields = {key: card_fields[key] for key in known if key in card_fields}
     if arguments.name:
         fields["name"] = arguments.name
+    if arguments.modalities:
+        fields["modalities"] = arguments.modalities
     directory = export_onnx(pair, arguments.output, overwrite=arguments.overwrite, **fields)
     card = read_model_card(directory)
-    print(f"wrote {directory} ({card.ndim}D, {card.channels} channels, "
-          f"{'shared network' if card.shared else 'fixed and moving networks'})")
+    networks = ("networks by role (fixed, moving)" if not card.modalities
+                else f"networks for {', '.join(card.modalities)}")
+    print(f"wrote {directory} ({card.ndim}D, {card.channels} channels, {networks})")
     print(f"onnxruntime vs torch: max abs difference {card.onnx_max_abs_difference:.2e}")
     return 0

@@ -41,13 +41,20 @@ def add(subparsers) -> None:
     parser.add_argument("--moving-dir", metavar="DIR", help="folder of moving-modality images (with --fixed-dir)")
     parser.add_argument("--moving-label-dir", metavar="DIR", help="label maps of the moving images")
     parser.add_argument("--modalities", nargs=2, metavar=("FIXED", "MOVING"),
-                        help="with --dataset: the fixed and moving modality (name or index; default: the json's "
-                             "registration_direction, else its first two)")
+                        help="the fixed and moving modality: with --dataset a name or index of the json's "
+                             "(default: its registration_direction, else its first two), with --fixed-dir their "
+                             "names (e.g. 'ct mr'); the model card names each network by them")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
-    parser.add_argument("--mode", choices=("algorithm1", "unrolled"),
-                        help="step matching as in the paper (default) or unrolled descent")
+    parser.add_argument("--mode", choices=("algorithm1", "unrolled", "sdm-regression"),
+                        help="step matching as in the paper (default), unrolled descent, or features regressing "
+                             "signed distance maps of merged label groups (anatomy-anchored)")
     parser.add_argument("--step-loss", choices=("mse", "cosine"),
                         help="algorithm1's step mismatch: the paper's MSE (default) or 1 - cosine")
+    parser.add_argument("--step-weight", type=float, metavar="WEIGHT",
+                        help="with --mode sdm-regression: weight of the step loss as an auxiliary term (default: 0)")
+    parser.add_argument("--architecture", choices=("featurecnn", "unet"),
+                        help="the paper's 7-layer FeatureCNN (default) or a small U-Net (about 0.12 M parameters "
+                             "in 2D, 0.35 M in 3D)")
     parser.add_argument("--shared", action="store_true", help="one network for both modalities")
     parser.add_argument("--spacing", type=float, metavar="MM", help="resample to this isotropic voxel size")
     parser.add_argument("--shape", nargs="+", type=int, metavar="N",
@@ -115,10 +122,10 @@ def run(arguments: argparse.Namespace) -> int:
     from itk_suits.training.trainer import TrainingSettings
 
     options = {
-        "settings": TrainingSettings(**given(arguments, "step_loss")),
+        "settings": TrainingSettings(**given(arguments, "step_loss", "step_weight")),
         "scales": _schedule(arguments), "resume": not arguments.no_resume, "overwrite": arguments.overwrite,
         "progress": not arguments.quiet, "shared": arguments.shared, "command": _train_command(arguments),
-        **given(arguments, "mode", "epochs", "device", "seed", "checkpoint_every", "name"),
+        **given(arguments, "mode", "architecture", "epochs", "device", "seed", "checkpoint_every", "name"),
     }
     data_options = given(arguments, "spacing", "slice_axis", "slices", "labels")
     if arguments.label_mapping is not None:
@@ -127,8 +134,8 @@ def run(arguments: argparse.Namespace) -> int:
     folder_flags = [f"--{name.replace('_', '-')}" for name in folder_options if getattr(arguments, name) is not None]
     if arguments.fixed_dir is None and folder_flags:
         raise ParameterError(f"{', '.join(folder_flags)} only go with --fixed-dir")
-    if arguments.dataset is None and arguments.modalities is not None:
-        raise ParameterError("--modalities only goes with --dataset")
+    if arguments.synthetic is not None and arguments.modalities is not None:
+        raise ParameterError("--modalities does not go with --synthetic (its phantoms have random modalities)")
     synthetic_only = [name for name in ("anatomy", "new_pairs") if getattr(arguments, name)]
     if synthetic_only and arguments.synthetic is None:
         raise ParameterError(f"--{synthetic_only[0].replace('_', '-')} only goes with --synthetic")
@@ -145,7 +152,6 @@ def run(arguments: argparse.Namespace) -> int:
 
         directory = train_on_pairs(
             pairs_of_epoch if arguments.new_pairs else pairs_of_epoch(0), arguments.output,
-            modalities={"fixed": "synthetic", "moving": "synthetic"},
             data={"synthetic_pairs": arguments.synthetic, "shape": list(shape),
                   "anatomy": arguments.anatomy or "organ phantoms (6 organs)"}, **options,
         )
@@ -160,7 +166,7 @@ def run(arguments: argparse.Namespace) -> int:
             fixed, fixed_labels = datasets.folder_images(arguments.fixed_dir, arguments.fixed_label_dir)
             moving, moving_labels = datasets.folder_images(arguments.moving_dir, arguments.moving_label_dir)
             images = {"fixed_images": fixed, "fixed_labels": fixed_labels, "moving_images": moving,
-                      "moving_labels": moving_labels}
+                      "moving_labels": moving_labels, "modalities": arguments.modalities}
         if arguments.shape is not None:
             data_options["shape"] = arguments.shape
         directory = train_features(**images, out=arguments.output, **data_options, **options)

@@ -62,6 +62,12 @@ def _result_settings(parameters: Mapping) -> dict:
     return {name: value for name, value in parameters.items() if name not in _RUN_SETTINGS}
 
 
+def _changed(before: Mapping, now: Mapping) -> list:
+    """Names whose values differ, sorted; a name one side lacks counts as ``None`` there (a setting or
+    column added since the earlier run, which had no value for it)."""
+    return sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
+
+
 def open_output(directory: str, parameters: Mapping, overwrite: bool) -> bool:
     """Make ``directory`` the output of a cohort with ``parameters``; whether earlier pairs may be kept.
 
@@ -103,8 +109,8 @@ def open_output(directory: str, parameters: Mapping, overwrite: bool) -> bool:
             )
         before = _result_settings(earlier.get("parameters", {}))
         now = _result_settings(json.loads(json.dumps(parameters)))
-        if before != now:
-            changed = sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
+        changed = _changed(before, now)
+        if changed:
             details = ", ".join(f"{name}: {before.get(name)!r} there, {now.get(name)!r} now" for name in changed)
             raise ParameterError(
                 f"output folder {directory} holds a cohort run with other parameters ({details}); pass "
@@ -126,7 +132,7 @@ def finished_row(directory: str, pair: CohortPair) -> Optional[dict]:
     every file it lists exists.
     """
     record = _read_json(_record_path(directory, pair))
-    if record is None or record.get("inputs") != pair.inputs():
+    if record is None or not isinstance(record.get("inputs"), dict) or _changed(record["inputs"], pair.inputs()):
         return None
     row = record.get("row")
     files = record.get("files")

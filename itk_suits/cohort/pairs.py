@@ -11,12 +11,16 @@ column                    required  meaning
 ``fixed_labels``          no        label map on the fixed grid
 ``moving_labels``         no        label map on the moving grid (warped into the output)
 ``initial_transform``     no        ``identity``, ``geometry``, ``moments`` or a transform file
+``fixed_modality``        no        modality of the fixed image (e.g. ``mr``), with ``moving_modality``
+``moving_modality``       no        modality of the moving image (e.g. ``ct``), with ``fixed_modality``
 ``name``                  no        output folder name (default ``<fixed stem>__<moving stem>``)
 ========================  ========  ==========================================================
 
 Paths are relative to the CSV file's folder (absolute paths work too); an
 empty cell is no value. Paths are kept absolute, so the pairs can be sent to
-workers that share the file system.
+workers that share the file system. A pair's modalities replace the
+cohort's ``modalities`` for that pair (a cohort may mix CT -> MR and MR -> CT
+pairs for a model with one network per modality).
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from ..errors import InputImageError, ParameterError
+from ..errors import InputImageError, ModalityError, ParameterError
+from ..features.model import checked_modalities
 from ..interop.datasets import file_stem
 
 __all__ = ["CohortPair", "COLUMNS", "REQUIRED_COLUMNS", "read_pairs_csv", "cohort_pairs"]
 
 #: Columns of a cohort CSV, required ones first.
-COLUMNS = ("fixed", "moving", "fixed_mask", "fixed_labels", "moving_labels", "initial_transform", "name")
+COLUMNS = ("fixed", "moving", "fixed_mask", "fixed_labels", "moving_labels", "initial_transform",
+           "fixed_modality", "moving_modality", "name")
 REQUIRED_COLUMNS = ("fixed", "moving")
 #: Values of ``initial_transform`` that are not files.
 INITIAL_TRANSFORM_NAMES = ("identity", "geometry", "moments")
@@ -58,6 +64,9 @@ class CohortPair:
     initial_transform : str or None
         ``"identity"``, ``"geometry"``, ``"moments"``, an absolute transform
         file path, or ``None`` (the cohort's default).
+    fixed_modality, moving_modality : str or None
+        The images' modalities (lowercase), both or neither; ``None``: the
+        cohort's ``modalities``.
     """
 
     name: str
@@ -67,10 +76,16 @@ class CohortPair:
     fixed_labels: Optional[str] = None
     moving_labels: Optional[str] = None
     initial_transform: Optional[str] = None
+    fixed_modality: Optional[str] = None
+    moving_modality: Optional[str] = None
 
     def inputs(self) -> dict:
         """The pair as a JSON-ready dict (what a finished pair records, to recognise it)."""
         return asdict(self)
+
+    def modalities(self) -> Optional[tuple]:
+        """``(fixed_modality, moving_modality)``, or ``None`` when the pair names none."""
+        return None if self.fixed_modality is None else (self.fixed_modality, self.moving_modality)
 
     def has_labels(self) -> bool:
         """Whether both label maps are given (Dice is measured)."""
@@ -109,6 +124,11 @@ def _pair(values: Mapping[str, Any], folder: str, where: str) -> CohortPair:
             )
     elif transform is not None:
         cells["initial_transform"] = transform.lower()
+    named = [cells[column] for column in ("fixed_modality", "moving_modality")]
+    if named.count(None) == 1:
+        raise ModalityError(f"{where}: give both fixed_modality and moving_modality, or neither")
+    if named[0] is not None:
+        cells["fixed_modality"], cells["moving_modality"] = checked_modalities(named, f"{where}: the modalities")
     name = cells["name"] or f"{file_stem(cells['fixed'])}__{file_stem(cells['moving'])}"
     _check_name(name, where)
     return CohortPair(**{**cells, "name": name})

@@ -20,8 +20,8 @@ DEFAULT_GPU_BATCH_SIZE = 8
 _MAX_BATCH_SIZE = 4096
 
 
-def _parameters(options: Mapping):
-    """The cohort's validated registration parameters (before any work)."""
+def _parameters(options: Mapping, pairs: Sequence[CohortPair]):
+    """The cohort's validated registration parameters, checked against every pair's modalities (before any work)."""
     from ..features import get_feature_extractor
     from ..registration import RegistrationParameters
 
@@ -32,7 +32,10 @@ def _parameters(options: Mapping):
         raise ParameterError(f"unknown option(s) {unknown}; the registration parameters are "
                              f"{list(RegistrationParameters.__dataclass_fields__)}") from None
     parameters = parameters.validated()
-    get_feature_extractor(parameters.features)
+    extractor = get_feature_extractor(parameters.features)
+    for modalities in {pair.modalities() or parameters.modalities for pair in pairs}:
+        for role, modality in zip(("fixed", "moving"), modalities or (None, None)):
+            extractor.check_modality(role, modality)
     return parameters
 
 
@@ -166,7 +169,7 @@ def register_many(
     """
     pairs = cohort_pairs(pairs)
     output_dir = os.fspath(output_dir)
-    parameters = _parameters(options)
+    parameters = _parameters(options, pairs)
     if workers is not None and scheduler is None:
         raise ParameterError("workers sets the size of a local Dask cluster: pass scheduler='local' with it")
     if scheduler is not None:

@@ -37,10 +37,13 @@ def failed_row(pair: CohortPair, error: BaseException) -> dict:
 
 
 def _method(pair: CohortPair, options: Mapping) -> SuitsRegistrationMethod:
-    """The registration of ``pair`` with the cohort's ``options`` (the pair's own initial transform first)."""
+    """The registration of ``pair`` with the cohort's ``options`` (the pair's own initial transform and
+    modalities first)."""
     parameters = dict(options)
     if pair.initial_transform is not None:
         parameters["initial_transform"] = pair.initial_transform
+    if pair.modalities() is not None:
+        parameters["modalities"] = pair.modalities()
     method = SuitsRegistrationMethod.New(pair.fixed, pair.moving, **parameters)
     if pair.fixed_mask is not None:
         method.SetFixedMask(pair.fixed_mask)

@@ -1,14 +1,16 @@
 """Feature extraction: the image representations registration compares.
 
-``mind_ssc`` computes the MIND-SSC descriptor; ``FeatureCNN`` and ``FeaturePair``
-are the learnable SUITS feature networks; ``export_onnx`` writes them as ONNX
+``mind_ssc`` computes the MIND-SSC descriptor; ``FeatureCNN`` (the paper's),
+``FeatureUNet`` and ``FeaturePair`` are the learnable SUITS feature networks; ``export_onnx`` writes them as ONNX
 model folders that ``ONNXFeatureExtractor`` runs with onnxruntime;
-``get_feature_extractor`` returns the extractor for a name, a model folder or a
-``"+"`` combination (``available_features()`` lists the built-in names).
+``get_feature_extractor`` returns the extractor for a name, a shipped model's
+name, a model folder or a ``"+"`` combination (``available_features()`` lists
+the built-in names, ``shipped_model_names()`` the shipped models). Learned
+models name the modalities of their networks (:mod:`itk_suits.features.model`).
 The ONNX tools are imported when first used.
 """
 
-from itk_suits.features.cnn import FeatureCNN, FeaturePair, normalize_intensities
+from itk_suits.features.cnn import FeatureCNN, FeaturePair, FeatureUNet, normalize_intensities
 from itk_suits.features.mind import mind_ssc
 from itk_suits.features.model import ModelCard, load_torch_weights, read_model_card
 from itk_suits.features.base import FeatureExtractor
@@ -17,6 +19,7 @@ from itk_suits.features.registry import (
     TorchFeatureExtractor,
     available_features,
     get_feature_extractor,
+    shipped_model_names,
 )
 
 _ONNX_NAMES = ("ONNXFeatureExtractor", "compare_onnx_to_torch", "export_onnx")
@@ -35,6 +38,7 @@ __all__ = [
     "FeatureCNN",
     "FeatureExtractor",
     "FeaturePair",
+    "FeatureUNet",
     "ModelCard",
     "ONNXFeatureExtractor",
     "TorchFeatureExtractor",
@@ -46,4 +50,5 @@ __all__ = [
     "mind_ssc",
     "normalize_intensities",
     "read_model_card",
+    "shipped_model_names",
 ]

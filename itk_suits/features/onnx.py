@@ -27,13 +27,15 @@ import torch
 
 from itk_suits._version import __version__
 from itk_suits.errors import ParameterError, SuitsError
-from itk_suits.features.cnn import ROLES, FeatureCNN, FeaturePair, check_role, normalize_intensities
+from itk_suits.features.cnn import ARCHITECTURES, ROLES, FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import check_image_batch
 from itk_suits.features.model import (
     WEIGHTS_NAME,
     ModelCard,
+    card_networks,
     file_sha256,
     read_model_card,
+    trained_modalities,
     verify_model_files,
     weights_dict,
     write_model_card,
@@ -56,6 +58,8 @@ _TORCHSCRIPT_EXPORTER = (
     {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 )
 _CUDA = "CUDAExecutionProvider"
+#: The single feature networks (one role's network, no normalisation).
+_NETWORKS = tuple(ARCHITECTURES.values())
 
 
 def _onnxruntime():
@@ -76,7 +80,7 @@ def _check_ndim_argument(model, ndim):
 
 
 def _export_network(network, path, opset):
-    """Write one :class:`FeatureCNN` as an ONNX file with dynamic batch and spatial axes."""
+    """Write one feature network as an ONNX file with dynamic batch and spatial axes."""
     network = copy.deepcopy(network).cpu().eval()
     example = torch.zeros((1, 1) + _EXPORT_SIZE[network.ndim])
     spatial = {2 + i: name for i, name in enumerate(_AXIS_NAMES[3 - network.ndim:])}
@@ -123,7 +127,7 @@ def export_onnx(
 
     Parameters
     ----------
-    model : FeatureCNN or FeaturePair
+    model : FeatureCNN, FeatureUNet or FeaturePair
         A single network is written to the file ``path`` (its input must be
         normalised already). A pair is written as a model folder ``path``:
         ``fixed.onnx`` and ``moving.onnx`` (or ``shared.onnx``), ``model.json``
@@ -132,7 +136,7 @@ def export_onnx(
         onnxruntime and torch measured on a random image of another size
         (:func:`compare_onnx_to_torch`).
     path : str or os.PathLike
-        ONNX file (``FeatureCNN``) or folder (``FeaturePair``).
+        ONNX file (a single network) or folder (``FeaturePair``).
     ndim : {2, 3}, optional
         Checked against the model's dimension when given.
     name, description : str
@@ -166,18 +170,17 @@ def export_onnx(
     >>> export_onnx(FeaturePair(ndim=2), "my_model")          # doctest: +SKIP
     """
     path = pathlib.Path(path)
-    if isinstance(model, FeatureCNN):
+    if isinstance(model, _NETWORKS):
         _check_ndim_argument(model, ndim)
         _refuse_existing([path], overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         _export_network(model, path, opset)
         return path
     if not isinstance(model, FeaturePair):
-        raise ParameterError(f"model must be a FeatureCNN or a FeaturePair, got {type(model).__name__}")
+        raise ParameterError(f"model must be a feature network or a FeaturePair, got {type(model).__name__}")
     _check_ndim_argument(model, ndim)
-    files = (
-        {m: "shared.onnx" for m in ROLES} if model.shared else {m: f"{m}.onnx" for m in ROLES}
-    )
+    names = trained_modalities(modalities)
+    networks, roles, files = card_networks(model.shared, names)
     outputs = [path / f for f in sorted(set(files.values()))] + [path / "model.json"]
     if torch_weights:
         outputs.append(path / WEIGHTS_NAME)
@@ -188,7 +191,6 @@ def export_onnx(
     fields = dict(
         name=name or path.resolve().name,
         description=description,
-        modalities=dict(modalities or {"fixed": "unspecified", "moving": "unspecified"}),
         training=dict(training or {}),
         benchmark=dict(benchmark or {}),
     )
@@ -196,8 +198,10 @@ def export_onnx(
         ndim=model.ndim,
         channels=model.out_channels,
         shared=model.shared,
-        files=files,
+        networks=networks,
+        roles=roles,
         sha256={f: file_sha256(path / f) for f in sorted(set(files.values()))},
+        architecture=model.network("fixed").description,
         input_normalization={"method": "percentile", "percentiles": list(model.percentiles), "clip": [0, 1]},
         onnx_opset=opset,
         torch_weights=WEIGHTS_NAME if torch_weights else None,
@@ -206,8 +210,9 @@ def export_onnx(
     )
     write_model_card(card, path)  # the check below reads the folder as a user would
     if torch_weights:
-        torch.save(weights_dict(model, **fields), path / WEIGHTS_NAME)
-    card.onnx_max_abs_difference = compare_onnx_to_torch(model, path)
+        torch.save(weights_dict(model, modalities=None if names is None else list(names), **fields),
+                   path / WEIGHTS_NAME)
+    card.onnx_max_abs_difference = compare_onnx_to_torch(model, path, modalities=names)
     write_model_card(card, path)
     return path
 
@@ -220,21 +225,24 @@ def _random_image(shape, seed):
     return 2000.0 * pool(noise, 5, stride=1, padding=2, count_include_pad=False) - 1000.0
 
 
-def compare_onnx_to_torch(model, path, shape=None, seed=0):
+def compare_onnx_to_torch(model, path, shape=None, seed=0, modalities=None):
     """Largest absolute difference between onnxruntime (CPU) and torch features.
 
     Parameters
     ----------
-    model : FeatureCNN or FeaturePair
+    model : FeatureCNN, FeatureUNet or FeaturePair
         The torch model.
     path : str or os.PathLike
-        Its exported ONNX file (``FeatureCNN``) or model folder (``FeaturePair``).
+        Its exported ONNX file (a single network) or model folder (``FeaturePair``).
     shape : tuple of int, optional
         Spatial size of the random test image (array order); default a
         non-square size that differs from the export size, which exercises the
         dynamic axes.
     seed : int
         Seed of the random test image.
+    modalities : (str, str), optional
+        The modalities of the pair's fixed and moving network, for a folder
+        whose card names them (as given to :func:`export_onnx`).
 
     Returns
     -------
@@ -246,14 +254,16 @@ def compare_onnx_to_torch(model, path, shape=None, seed=0):
     image = _random_image(shape, seed)
     model = copy.deepcopy(model).cpu().eval()
     with torch.no_grad():
-        if isinstance(model, FeatureCNN):
+        if isinstance(model, _NETWORKS):
             normalized = normalize_intensities(image)
             session = _session(os.fspath(path), [_CPU], threads=torch.get_num_threads())
             onnx_features = torch.from_numpy(session.run(None, {"image": normalized.numpy()})[0])
             return float((onnx_features - model(normalized)).abs().max())
         extractor = ONNXFeatureExtractor(path, providers="cpu")
+        names = modalities or (None, None)
         return max(
-            float((extractor(image, role=m) - model(image, role=m)).abs().max()) for m in ROLES
+            float((extractor(image, role=role, modality=name) - model(image, role=role)).abs().max())
+            for role, name in zip(ROLES, names)
         )
 
 
@@ -314,12 +324,16 @@ class ONNXFeatureExtractor(FeatureExtractor):
         Missing folder or files, a card that cannot be read, an ONNX file whose
         SHA-256 differs from the card (corrupted), a network whose input rank
         differs from the card's dimension, channel counts that differ between
-        the card, the fixed and the moving network, a file onnxruntime cannot
-        load, or a CUDA provider that was asked for but cannot start.
+        the card and the networks, a file onnxruntime cannot load, or a CUDA
+        provider that was asked for but cannot start.
+    ModalityError
+        (when called) The card has no network for the image's role and
+        modality (see :func:`~itk_suits.features.model.select_network`).
 
     Notes
     -----
-    Each call normalises the image in torch, runs the role's network on the
+    Each call normalises the image in torch, runs the network of the image's
+    modality (or role, see :func:`~itk_suits.features.model.select_network`) on the
     CPU copy of it (onnxruntime's CUDA provider copies to the GPU itself) and
     returns the features on the image's device. Sessions use as many threads
     as torch does at the time of the call.
@@ -333,33 +347,32 @@ class ONNXFeatureExtractor(FeatureExtractor):
         self._providers = _resolve_providers(providers)
         self._sessions = {}
         self._input_names = {}
-        channels = {m: self._check_network(m) for m in ROLES}
+        channels = {filename: self._check_network(filename) for filename in self.card.files}
         if set(channels.values()) != {self.card.channels}:
-            found = ", ".join(f"{self.card.files[m]} ({m}) gives {c}" for m, c in channels.items())
+            found = ", ".join(f"{filename} gives {c}" for filename, c in channels.items())
             raise ParameterError(
                 f"feature model {self.name!r}: channel counts do not match: {found}, model.json says "
-                f"{self.card.channels}; fixed and moving features are compared channel by channel, so both "
-                "networks must give the channels the card states (re-export the model)"
+                f"{self.card.channels}; fixed and moving features are compared channel by channel, so every "
+                "network must give the channels the card states (re-export the model)"
             )
-        self.providers = self._get_session("fixed").get_providers()
+        self.providers = self._get_session(self.card.files[0]).get_providers()
         if self._providers[0] == _CUDA and _CUDA not in self.providers and providers != "auto":
             raise ParameterError(
                 f"onnxruntime could not start the CUDA provider for {self.name!r} (using {self.providers}); "
                 "check the CUDA and cuDNN versions onnxruntime-gpu needs, or use providers='cpu'"
             )
 
-    def _get_session(self, role, threads=None):
+    def _get_session(self, filename, threads=None):
         threads = torch.get_num_threads() if threads is None else threads
-        key = (self._paths[role], threads)
+        key = (self._paths[filename], threads)
         if key not in self._sessions:
-            self._sessions[key] = _session(self._paths[role], self._providers, threads)
+            self._sessions[key] = _session(self._paths[filename], self._providers, threads)
         return self._sessions[key]
 
-    def _check_network(self, role):
+    def _check_network(self, filename):
         """Check the inputs and input rank of a network; return its output channels (None if not static)."""
-        session = self._get_session(role)
+        session = self._get_session(filename)
         inputs, outputs = session.get_inputs(), session.get_outputs()
-        filename = self.card.files[role]
         if len(inputs) != 1 or len(outputs) != 1:
             raise ParameterError(
                 f"feature model {self.name!r}: {filename} must have one input and one output, has "
@@ -371,7 +384,7 @@ class ONNXFeatureExtractor(FeatureExtractor):
                 f"feature model {self.name!r}: {filename} takes {rank}-dimensional tensors (a {rank - 2}D "
                 f"network) but model.json says ndim={self.card.ndim}"
             )
-        self._input_names[role] = inputs[0].name
+        self._input_names[filename] = inputs[0].name
         return outputs[0].shape[1] if len(outputs[0].shape) == rank else None
 
     def channels(self, ndim):
@@ -382,18 +395,25 @@ class ONNXFeatureExtractor(FeatureExtractor):
             )
         return self.card.channels
 
-    def __call__(self, image, role="fixed"):
+    def check_modality(self, role, modality, ndim=None):
+        check_role(role)
+        if ndim is not None:
+            self.channels(ndim)
+        self.card.network_file(role, modality, source=self.name)
+
+    def __call__(self, image, role="fixed", modality=None):
         check_role(role)
         image = check_image_batch(image)
         self.channels(image.dim() - 2)
+        filename = self.card.network_file(role, modality, source=self.name)
         normalized = normalize_intensities(image, self.card.percentiles)
         array = np.ascontiguousarray(normalized.detach().cpu().numpy())
-        session = self._get_session(role)
+        session = self._get_session(filename)
         try:
-            features = session.run(None, {self._input_names[role]: array})[0]
+            features = session.run(None, {self._input_names[filename]: array})[0]
         except Exception as error:  # onnxruntime's errors derive from Exception only
             raise SuitsError(
-                f"onnxruntime failed computing {role} features with {self.name!r} on a "
+                f"onnxruntime failed computing {role} features with {filename} of {self.name!r} on a "
                 f"{list(image.shape)} image: {error}"
             ) from error
         return torch.from_numpy(features).to(image.device)

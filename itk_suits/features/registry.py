@@ -17,9 +17,17 @@ import torch
 
 from itk_suits.errors import ParameterError
 from itk_suits.features.base import FeatureExtractor
-from itk_suits.features.cnn import FeaturePair, check_role, normalize_intensities
+from itk_suits.features.cnn import ROLES, FeaturePair, check_role, normalize_intensities
 from itk_suits.features.mind import mind_ssc
-from itk_suits.features.model import MODELS_DIR, NO_PRETRAINED, pretrained_model_dir, shipped_model_dirs
+from itk_suits.features.model import (
+    ANY_MODALITY,
+    NO_PRETRAINED,
+    pretrained_model_dir,
+    read_model_card,
+    select_network,
+    shipped_model_dir,
+    shipped_model_dirs,
+)
 
 
 def _check_ndim(ndim):
@@ -40,7 +48,7 @@ class MindFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 6 if ndim == 2 else 12
 
-    def __call__(self, image, role="fixed"):
+    def __call__(self, image, role="fixed", modality=None):
         check_role(role)
         return mind_ssc(image)
 
@@ -60,7 +68,7 @@ class IntensityFeatures(FeatureExtractor):
         _check_ndim(ndim)
         return 1
 
-    def __call__(self, image, role="fixed"):
+    def __call__(self, image, role="fixed", modality=None):
         check_role(role)
         return normalize_intensities(image)
 
@@ -90,9 +98,13 @@ class ConcatenatedFeatures(FeatureExtractor):
     def channels(self, ndim):
         return sum(extractor.channels(ndim) for extractor in self.extractors)
 
-    def __call__(self, image, role="fixed"):
+    def check_modality(self, role, modality, ndim=None):
+        for extractor in self.extractors:
+            extractor.check_modality(role, modality, ndim)
+
+    def __call__(self, image, role="fixed", modality=None):
         check_role(role)
-        return torch.cat([extractor(image, role=role) for extractor in self.extractors], dim=1)
+        return torch.cat([extractor(image, role=role, modality=modality) for extractor in self.extractors], dim=1)
 
 
 class TorchFeatureExtractor(FeatureExtractor):
@@ -100,6 +112,9 @@ class TorchFeatureExtractor(FeatureExtractor):
 
     The networks run on the device of their parameters; the features come back
     on the device of the image. Gradients flow when the caller enables them.
+    A pair knows no modality names: a shared network describes every
+    modality, two networks are chosen by the image's role and refuse a named
+    modality (export the pair with its modalities to select by them).
     """
 
     name = "torch"
@@ -115,7 +130,16 @@ class TorchFeatureExtractor(FeatureExtractor):
             raise ParameterError(f"the feature networks are {self.pair.ndim}D and cannot describe {ndim}D images")
         return self.pair.out_channels
 
-    def __call__(self, image, role="fixed"):
+    def check_modality(self, role, modality, ndim=None):
+        check_role(role)
+        if ndim is not None:
+            self.channels(ndim)
+        networks = {ANY_MODALITY: "shared"} if self.pair.shared else {}
+        roles = None if self.pair.shared else {r: r for r in ROLES}
+        select_network(networks, roles, role, modality, "in-memory FeaturePair")
+
+    def __call__(self, image, role="fixed", modality=None):
+        self.check_modality(role, modality)
         device = next(self.pair.parameters()).device
         return self.pair(image.to(device), role=role).to(image.device)
 
@@ -136,7 +160,7 @@ class PretrainedFeatures(FeatureExtractor):
 
     name = "pretrained"
 
-    def __init__(self, root=MODELS_DIR):
+    def __init__(self, root=None):
         if not shipped_model_dirs(root):
             raise ParameterError(NO_PRETRAINED)
         self.root = root
@@ -153,8 +177,14 @@ class PretrainedFeatures(FeatureExtractor):
     def channels(self, ndim):
         return self._extractor(ndim).channels(ndim)
 
-    def __call__(self, image, role="fixed"):
-        return self._extractor(image.dim() - 2)(image, role=role)
+    def check_modality(self, role, modality, ndim=None):
+        check_role(role)
+        folders = shipped_model_dirs(self.root) if ndim is None else [pretrained_model_dir(ndim, self.root)]
+        for folder in folders:
+            read_model_card(folder).network_file(role, modality, source=f"pretrained ({folder.name})")
+
+    def __call__(self, image, role="fixed", modality=None):
+        return self._extractor(image.dim() - 2)(image, role=role, modality=modality)
 
 
 _EXTRACTORS = {extractor.name: extractor for extractor in (MindFeatures, IntensityFeatures)}
@@ -163,13 +193,26 @@ _EXTRACTORS = {extractor.name: extractor for extractor in (MindFeatures, Intensi
 def available_features():
     """Built-in feature names accepted by :func:`get_feature_extractor`, sorted.
 
-    ``"pretrained"``, model folders and ``"+"`` combinations are accepted too.
+    ``"pretrained"``, the names of shipped models (:func:`shipped_model_names`),
+    model folders and ``"+"`` combinations are accepted too.
 
     Returns
     -------
     list of str
     """
     return sorted(_EXTRACTORS)
+
+
+def shipped_model_names():
+    """Names of the models shipped in ``itk_suits/models/`` (their folder names), sorted.
+
+    Each is accepted as ``features`` by :func:`get_feature_extractor`.
+
+    Returns
+    -------
+    list of str
+    """
+    return [folder.name for folder in shipped_model_dirs()]
 
 
 def _looks_like_path(text):
@@ -183,8 +226,10 @@ def get_feature_extractor(name):
     ----------
     name : str, os.PathLike, FeaturePair or FeatureExtractor
         ``"mind"`` (MIND-SSC, multi-modal), ``"intensity"`` (robustly normalised
-        intensities, mono-modal), ``"pretrained"`` (the shipped model),
-        the path of a model folder (``model.json`` and ONNX files), or several
+        intensities, mono-modal), ``"pretrained"`` (the shipped model of the
+        image dimension), the name of a shipped model (e.g.
+        ``"suits-synth-2d"``, see :func:`shipped_model_names`), the path of a
+        model folder (``model.json`` and ONNX files), or several
         of these joined by ``"+"`` to concatenate their channels
         (``"mind+my_model/"``). Names are case-insensitive. A
         :class:`~itk_suits.features.cnn.FeaturePair` is wrapped in a
@@ -198,7 +243,9 @@ def get_feature_extractor(name):
     ------
     ParameterError
         An unknown name, a model folder that is missing, corrupted or invalid,
-        or ``"pretrained"`` when no model is shipped.
+        or ``"pretrained"`` when no model is shipped. A folder in the working
+        directory with the name of a shipped model must be given as a path
+        (``"./name"``).
 
     Examples
     --------
@@ -222,12 +269,20 @@ def get_feature_extractor(name):
         return PretrainedFeatures()
     if text and "+" in text and not os.path.isdir(text):
         return ConcatenatedFeatures([get_feature_extractor(part) for part in text.split("+")])
+    shipped = shipped_model_dir(text) if text and not ("/" in text or os.sep in text) else None
+    if shipped is not None:
+        from itk_suits.features.onnx import ONNXFeatureExtractor
+
+        extractor = ONNXFeatureExtractor(shipped)
+        extractor.name = shipped.name  # messages name the model as the caller did
+        return extractor
     if text and _looks_like_path(text):
         from itk_suits.features.onnx import ONNXFeatureExtractor
 
         return ONNXFeatureExtractor(os.path.expanduser(text))
+    known = available_features() + ["pretrained"] + shipped_model_names()
     raise ParameterError(
         f"unknown feature extractor {name!r}; features must be one of "
-        f"{', '.join(repr(known) for known in available_features() + ['pretrained'])}, the path of a "
+        f"{', '.join(repr(name) for name in known)}, the path of a "
         "model folder (e.g. './my_model'), or names joined by '+' (e.g. 'mind+./my_model')"
     )

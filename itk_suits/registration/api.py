@@ -28,6 +28,7 @@ def register(
     moving,
     *,
     features: str = "mind",
+    modalities: Sequence[str] | None = None,
     fixed_mask=None,
     initial_transform=None,
     grid_spacings: Sequence[float] = DEFAULT_GRID_SPACINGS,
@@ -61,7 +62,13 @@ def register(
         library of ``fixed`` (file paths give SimpleITK objects).
     features : str
         ``"mind"`` (MIND-SSC, multi-modal, default), ``"intensity"``, a learned
-        model folder, or a ``+``-joined combination such as ``"mind+my_model/"``.
+        model (a shipped model's name or a model folder), or a ``+``-joined
+        combination such as ``"mind+my_model/"``.
+    modalities : (str, str), optional
+        The modality of ``fixed`` and of ``moving``, e.g. ``("mr", "ct")``: a
+        learned model with one network per modality describes each image with
+        the network of its modality, and needs them named. MIND-SSC,
+        intensities and modality-agnostic networks accept any names.
     fixed_mask : image, optional
         Non-zero where the descent may look; must lie on the fixed grid.
     initial_transform : None, "identity", "geometry", "moments", transform or path
@@ -107,13 +114,16 @@ def register(
     ------
     InputImageError, PixelTypeError, GeometryError, ParameterError, TransformError
         For inputs that cannot be registered, with the reason and the fix.
+    ModalityError
+        ``modalities`` is not two names, the model has no network for one of
+        them, or it has one network per modality and none are named.
     ResourceError
         Not enough memory for these images on this device.
     RegistrationError
         The descent produced no finite displacement.
     """
     method = SuitsRegistrationMethod.New(
-        fixed, moving, features=features, grid_spacings=grid_spacings, grid_unit=grid_unit,
+        fixed, moving, features=features, modalities=modalities, grid_spacings=grid_spacings, grid_unit=grid_unit,
         working_grid=working_grid, iterations=iterations,
         smoothness=smoothness, learning_rate=learning_rate, tolerance=tolerance, samples=samples,
         channels=channels, seed=seed, initial_transform=initial_transform, device=device, threads=threads,

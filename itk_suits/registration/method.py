@@ -123,6 +123,18 @@ class SuitsRegistrationMethod:
     def SetFeatures(self, features: str) -> None:
         self._set(features=features)
 
+    def SetModalities(self, modalities) -> None:
+        """The modalities of the fixed and the moving image, e.g. ``("mr", "ct")`` (``None``: not named).
+
+        A learned model with one network per modality describes each image
+        with the network of its modality (see :class:`RegistrationParameters`).
+        """
+        self._set(modalities=modalities)
+
+    def GetModalities(self):
+        """The modalities as set (``None`` when not named)."""
+        return self._parameters.modalities
+
     def SetGridSpacings(self, spacings: Sequence[float]) -> None:
         self._set(grid_spacings=spacings)
 
@@ -261,10 +273,14 @@ class SuitsRegistrationMethod:
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
         # metric="mi" needs no features; the mutual information adds the intensity as one channel
         extractor = None if parameters.metric == "mi" else get_feature_extractor(parameters.features)
+        fixed_modality, moving_modality = parameters.modalities or (None, None)
         uses_mi = parameters.metric != "features"
         inputs.check_size(fixed, parameters.grid_spacings, parameters.grid_unit)
         device = resolve_device(parameters.device)
         channels = (0 if extractor is None else extractor.channels(fixed.GetDimension())) + int(uses_mi)
+        if extractor is not None:  # a model without a network for either image is refused before any work
+            extractor.check_modality("fixed", fixed_modality, fixed.GetDimension())
+            extractor.check_modality("moving", moving_modality, fixed.GetDimension())
         working = inputs.working_grid(fixed.GetSize(), fixed.GetSpacing(), parameters.working_grid)
         resources.check_memory(fixed.GetSize(), channels, device, working.voxels)
         initial = transform_io.initial_transform(fixed, moving, parameters.initial_transform)
@@ -282,13 +298,15 @@ class SuitsRegistrationMethod:
         with resources.torch_threads(threads), torch.no_grad(), \
                 resources.out_of_memory_guard(fixed.GetSize(), channels, device):
             fixed_intensity = on_grid(fixed)
-            fixed_features = None if extractor is None else extractor(fixed_intensity, role="fixed")
+            fixed_features = None if extractor is None else extractor(fixed_intensity, role="fixed",
+                                                                       modality=fixed_modality)
             fixed_mask = on_grid(mask)
 
             def describe_moving() -> tuple:
                 """The moving image's intensities (when the metric needs them), features and field of view."""
                 intensity = on_grid(moving_on_fixed)
-                features = None if extractor is None else extractor(intensity, role="moving")
+                features = None if extractor is None else extractor(intensity, role="moving",
+                                                                    modality=moving_modality)
                 return (intensity if uses_mi else None), features, on_grid(moving_mask)
 
             moving_intensity, moving_features, moving_fov = describe_moving()
@@ -382,6 +400,7 @@ def update_together(methods: Sequence[SuitsRegistrationMethod]) -> list:
     ----------
     methods : sequence of SuitsRegistrationMethod
         Registrations with equal parameters except the initial transform and
+        the modalities, and
         fixed images of the same size (checked after preparation).
 
     Returns

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..checks import checked_choice, checked_number
+from ..features.model import checked_modalities
 from ..schedule import (
     DEFAULT_CHANNELS,
     DEFAULT_GRID_SPACINGS,
@@ -48,6 +49,13 @@ class RegistrationParameters:
         Feature extractor: ``"mind"`` (MIND-SSC), ``"intensity"`` (normalised
         intensities, mono-modal only), a learned model folder, or several joined
         with ``+`` (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
+    modalities : (str, str) or None
+        The modality of the fixed and of the moving image, e.g. ``("mr",
+        "ct")``: a learned model with one network per modality describes each
+        image with the network of its modality, and needs them named; a model
+        refuses a modality it has no network for. MIND-SSC, intensities and
+        modality-agnostic networks describe every modality alike and accept
+        any name. ``None``: not named.
     grid_spacings : float or tuple of float
         Control-point spacing of each scale in ``grid_unit``, coarse to fine,
         at least 2 (default :data:`~itk_suits.schedule.DEFAULT_GRID_SPACINGS`).
@@ -119,6 +127,7 @@ class RegistrationParameters:
     """
 
     features: Any = "mind"
+    modalities: Any = None
     grid_spacings: Any = DEFAULT_GRID_SPACINGS
     grid_unit: str = DEFAULT_GRID_UNIT
     working_grid: str = DEFAULT_WORKING_GRID
@@ -147,12 +156,15 @@ class RegistrationParameters:
             number. ``features`` and ``device`` are checked where they are
             resolved (:func:`~itk_suits.features.get_feature_extractor`,
             :func:`~itk_suits.core.resolve_device`).
+        ModalityError
+            ``modalities`` is not two modality names.
         """
         schedule = build_schedule(self.grid_spacings, self.iterations, self.smoothness, self.mi_weight)
         threads = None if self.threads is None else checked_number(
             self.threads, "threads", 1, _MAX_THREADS, integer=True)
         return replace(
             self,
+            modalities=checked_modalities(self.modalities),
             grid_spacings=tuple(s.grid_spacing for s in schedule),
             grid_unit=checked_choice(self.grid_unit, "grid_unit", GRID_UNITS),
             working_grid=checked_choice(self.working_grid, "working_grid", WORKING_GRIDS),

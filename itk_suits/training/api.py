@@ -2,7 +2,8 @@
 
 The model folder ``out`` ends up holding::
 
-    fixed.onnx, moving.onnx   the networks (or shared.onnx), see itk_suits.features.model
+    ct.onnx, mr.onnx          the networks, one per named modality (fixed.onnx and moving.onnx
+                              without names, or shared.onnx), see itk_suits.features.model
     model.json                the model card; its "training" entry records the run
     model.pt                  torch weights (for fine-tuning, ``itk-suits export``)
     checkpoint.pt             the last training state (see :mod:`.checkpoint`)
@@ -37,6 +38,7 @@ from itk_suits.schedule import Scale, build_schedule
 from itk_suits.errors import ParameterError
 from itk_suits.progress import progress_bar
 from itk_suits.features.cnn import FeaturePair
+from itk_suits.features.model import card_networks, trained_modalities
 from itk_suits.features.onnx import export_onnx
 from itk_suits.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -163,6 +165,13 @@ def _final_mean_ratio(history: Sequence[dict]) -> float:
     return float(np.mean(ratios))
 
 
+def _modality_names(shared: bool, modalities) -> tuple | None:
+    """The checked modality names of the networks (``None``: not named); refuses what the export would refuse."""
+    names = trained_modalities(modalities)
+    card_networks(shared, names)
+    return names
+
+
 def _check_ndim(pairs: Sequence[TrainingPair], ndim) -> int:
     dimensions = {pair.fixed.dim() - 2 for pair in pairs}
     if len(dimensions) != 1 or not dimensions <= {2, 3}:
@@ -180,6 +189,7 @@ def train_on_pairs(
     *,
     mode: str = "algorithm1",
     shared: bool = False,
+    architecture: str = "featurecnn",
     ndim: int | None = None,
     scales=None,
     epochs: int = 1,
@@ -193,7 +203,7 @@ def train_on_pairs(
     callback: Callable[[dict], None] | None = None,
     name: str | None = None,
     description: str = "",
-    modalities: dict | None = None,
+    modalities=None,
     data: dict | None = None,
     command: str | None = None,
 ) -> pathlib.Path:
@@ -241,16 +251,17 @@ def train_on_pairs(
     )
     device = resolve_device(device)
     torch.manual_seed(seed)
-    networks = FeaturePair(ndim, shared=shared).to(device)
+    networks = FeaturePair(ndim, shared=shared, architecture=architecture).to(device)
     trainer = FeatureTrainer(networks, source, settings)
     _announce(f"training {ndim}D SUITS features ({settings.mode}) on {len(pairs)} pairs"
               f"{' (new ones every epoch)' if callable(source) else ''}, on {_device_text(device)}",
               progress)
     fingerprint = data_fingerprint(pairs)
-    run = {"settings": settings.to_dict(), "network": {"ndim": ndim, "shared": bool(shared)}, "data": fingerprint}
+    network = {"ndim": ndim, "shared": bool(shared), "architecture": networks.architecture}
+    run = {"settings": settings.to_dict(), "network": network, "data": fingerprint}
+    names = _modality_names(shared, modalities)
     card_fields = {"name": str(name or pathlib.Path(out).resolve().name), "description": str(description),
-                   "modalities": {str(k): str(v) for k, v in
-                                  (modalities or {"fixed": "unspecified", "moving": "unspecified"}).items()}}
+                   "modalities": None if names is None else list(names)}
     if resume_from is not None:
         restore_checkpoint(load_checkpoint(resume_from), trainer, run, source=os.fspath(resume_from))
         _announce(f"resuming {os.fspath(resume_from)} after update {len(trainer.history)}", progress)
@@ -351,6 +362,7 @@ def train_features(
     *,
     mode: str = "algorithm1",
     shared: bool = False,
+    architecture: str = "featurecnn",
     ndim: int | None = None,
     scales=None,
     epochs: int = 1,
@@ -372,7 +384,7 @@ def train_features(
     callback: Callable[[dict], None] | None = None,
     name: str | None = None,
     description: str = "",
-    modalities: dict | None = None,
+    modalities=None,
     command: str | None = None,
 ) -> pathlib.Path:
     """Learn SUITS features from labelled images of two modalities; write a model folder.
@@ -390,11 +402,18 @@ def train_features(
     out : path-like
         The model folder to write (see the module docstring): new, empty, or
         the folder of an interrupted run to resume.
-    mode : {"algorithm1", "unrolled"}
-        The paper's step matching, or back-propagation through unrolled
-        descent iterations (:mod:`~itk_suits.training.trainer`).
+    mode : {"algorithm1", "unrolled", "sdm-regression"}
+        The paper's step matching, back-propagation through unrolled
+        descent iterations, or each modality's features regressing the signed
+        distance maps of merged label groups (anatomy-anchored; the step loss
+        is an auxiliary term with ``settings.step_weight`` > 0); see
+        :mod:`~itk_suits.training.trainer`.
     shared : bool
         One network for both modalities instead of one each.
+    architecture : {"featurecnn", "unet"}
+        The paper's 7-layer :class:`~itk_suits.features.cnn.FeatureCNN` or a
+        small :class:`~itk_suits.features.cnn.FeatureUNet` (about 0.12 M
+        parameters in 2D, 0.35 M in 3D).
     ndim : {2, 3}, optional
         Checked against the dimension of the training pairs.
     scales : sequence, optional
@@ -428,8 +447,13 @@ def train_features(
         stops training; the last checkpoint stays).
     name, description : str, optional
         Model card entries (``name`` defaults to the folder name).
-    modalities : dict, optional
-        What the networks are for, e.g. ``{"fixed": "CT", "moving": "MR"}``.
+    modalities : (str, str) or dict, optional
+        The modality of the fixed and of the moving training images, e.g.
+        ``("ct", "mr")`` or ``{"fixed": "ct", "moving": "mr"}``: the card
+        names each network by it, and registration picks the network of each
+        image's modality (``register(..., modalities=...)``). Without names
+        a shared network is modality-agnostic and two networks are chosen by
+        the image's role.
     command : str, optional
         How the run was started, for the model card (default: this call, with
         the image paths, or their number and type, and every argument that is
@@ -468,6 +492,7 @@ def train_features(
     """
     arguments = dict(locals())
     check_output_folder(out, resume=resume, overwrite=overwrite)  # before reading any image
+    _modality_names(shared, modalities)
     pairs = training_pairs(
         fixed_images, fixed_labels, moving_images, moving_labels, labels=labels, label_mapping=label_mapping,
         spacing=spacing, shape=shape, slice_axis=slice_axis, slices=slices, all_pairs=all_pairs, initial=initial,
@@ -482,7 +507,8 @@ def train_features(
         "initial": initial if initial is None or isinstance(initial, str) else type(initial).__name__,
     }
     return train_on_pairs(
-        pairs, out, mode=mode, shared=shared, ndim=ndim, scales=scales, epochs=epochs, settings=settings,
+        pairs, out, mode=mode, shared=shared, architecture=architecture, ndim=ndim, scales=scales, epochs=epochs,
+        settings=settings,
         device=device, seed=seed, checkpoint_every=checkpoint_every, resume=resume, overwrite=overwrite,
         progress=progress, callback=callback, name=name, description=description, modalities=modalities,
         data=data, command=command or _call_text(arguments),

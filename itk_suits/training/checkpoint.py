@@ -31,7 +31,7 @@ import pathlib
 import torch
 
 from itk_suits.errors import ParameterError
-from itk_suits.features.model import CARD_NAME, WEIGHTS_NAME, weights_dict
+from itk_suits.features.model import CARD_NAME, WEIGHTS_NAME, read_model_card, weights_dict
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -52,6 +52,10 @@ OUTPUT_FILES = (
     CHECKPOINT_NAME, CARD_NAME, WEIGHTS_NAME, "fixed.onnx", "moving.onnx", "shared.onnx",
     "training_log.csv", "loss.png",
 )
+
+
+#: Entries of a run's description added after checkpoints were first written, with the value they had before.
+ADDED_RUN_ENTRIES = {"settings": {"step_weight": 0.0}, "network": {"architecture": "featurecnn"}}
 
 
 def _plain(value):
@@ -180,7 +184,9 @@ def restore_checkpoint(checkpoint: dict, trainer, run: dict, source: str = CHECK
         The run differs (settings, network, data): the message names each
         difference.
     """
-    differing = _differences(checkpoint["run"], _plain(run))
+    saved = {key: {**ADDED_RUN_ENTRIES[key], **value} if key in ADDED_RUN_ENTRIES and isinstance(value, dict)
+             else value for key, value in checkpoint["run"].items()}
+    differing = _differences(saved, _plain(run))
     if differing:
         shown = "; ".join(differing[:6]) + (f"; and {len(differing) - 6} more" if len(differing) > 6 else "")
         raise ParameterError(
@@ -235,9 +241,14 @@ def check_output_folder(directory, *, resume: bool, overwrite: bool) -> pathlib.
 
 
 def clear_output_folder(directory) -> None:
-    """Remove the files of :data:`OUTPUT_FILES` from ``directory`` (other files stay)."""
+    """Remove the files of :data:`OUTPUT_FILES` and the ONNX files its card names from ``directory``
+    (other files stay)."""
     directory = pathlib.Path(directory)
-    for name in OUTPUT_FILES + (CHECKPOINT_NAME + ".tmp",):
+    try:
+        named = tuple(read_model_card(directory).files)
+    except ParameterError:  # no card, or one that cannot be read: only the usual names go
+        named = ()
+    for name in OUTPUT_FILES + named + (CHECKPOINT_NAME + ".tmp",):
         path = directory / name
         if path.is_file():
             path.unlink()

@@ -17,6 +17,12 @@ cheaply by steps that vanish (a collapse minimum).
   mean squared difference between the warped moving SDMs and the fixed SDMs
   over the whole image, so that steps outside the border band are supervised
   too.
+* :func:`sdm_regression_loss` anchors the features in anatomy: each image's
+  features regress the SDMs of merged label groups of that image
+  (:func:`sdm_targets`). Both modalities then map to the same function of
+  the anatomy, so the brightness constancy the descent step assumes holds at
+  the right alignment by construction; its constant-feature loss is that of
+  the best constant features (each target channel's variance).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import torch
 from ..core.descent import confidence_floor
 from ..core.optimizer import BSplineDescentStep, DescentSettings
 
-__all__ = ["LossValue", "STEP_LOSSES", "step_matching_loss", "unrolled_alignment_loss"]
+__all__ = ["LossValue", "STEP_LOSSES", "sdm_regression_loss", "sdm_targets", "step_matching_loss",
+           "unrolled_alignment_loss"]
 
 
 @dataclass
@@ -148,3 +155,61 @@ def unrolled_alignment_loss(
     with torch.no_grad():
         constant = float(((module.warp(moving_sdm, coefficients) - fixed_sdm) ** 2).mean())
     return LossValue(loss, constant), current.detach()
+
+
+def sdm_targets(sdm: torch.Tensor, channels: int) -> torch.Tensor:
+    """The SDMs of merged label groups, one per feature channel.
+
+    Channel ``c`` is the SDM of the union of the SDM channels ``k`` (the
+    background first, then each label) with ``k % channels == c % (L + 1)``:
+    with more SDM channels than feature channels, labels are merged round
+    robin; with fewer, the groups repeat. The SDM of a union is the minimum of
+    its members' (exact outside them, where it matters for alignment, as tanh
+    is monotonic).
+
+    Parameters
+    ----------
+    sdm : torch.Tensor
+        ``[B, L + 1, *spatial]`` scaled signed distance maps in [-1, 1].
+    channels : int
+        Feature channels ``C``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C, *spatial]``, the same device and dtype.
+    """
+    count = sdm.shape[1]
+    groups = [[k for k in range(count) if k % channels == c % count] for c in range(channels)]
+    return torch.cat([sdm[:, group].amin(dim=1, keepdim=True) for group in groups], dim=1)
+
+
+def sdm_regression_loss(
+    fixed_features: torch.Tensor,
+    moving_features: torch.Tensor,
+    fixed_sdm: torch.Tensor,
+    moving_sdm: torch.Tensor,
+) -> LossValue:
+    """Mean squared difference between each image's features and its merged-label SDMs.
+
+    Parameters
+    ----------
+    fixed_features, moving_features : torch.Tensor
+        ``[1, C, *spatial]`` features of the fixed and the moving image (tracked).
+    fixed_sdm, moving_sdm : torch.Tensor
+        ``[1, L + 1, *spatial]`` SDMs of the same images on the same grid.
+
+    Returns
+    -------
+    LossValue
+        The mean over both images, voxels and channels; the constant loss is
+        that of the best constant features (the mean per-channel variance of
+        the targets), so the ratio is the fraction of the anatomy's variance
+        the features miss.
+    """
+    losses, constants = [], []
+    for features, sdm in ((fixed_features, fixed_sdm), (moving_features, moving_sdm)):
+        target = sdm_targets(sdm, features.shape[1]).to(features)
+        losses.append(((features - target) ** 2).mean())
+        constants.append(float(target.flatten(2).var(dim=2, unbiased=False).mean()))
+    return LossValue(sum(losses) / 2, sum(constants) / 2)

@@ -1,6 +1,6 @@
-"""Training the feature networks: the paper's Algorithm 1 and the unrolled mode.
+"""Training the feature networks: the paper's Algorithm 1, the unrolled mode and SDM regression.
 
-Both modes share the outer loop of Algorithm 1: the scales of the schedule
+The modes share the outer loop of Algorithm 1: the scales of the schedule
 in order; per scale, every pair keeps its own control grid (its alignment
 state, refined from the previous scale) and grid optimizer; the pair
 presentation scheme (:mod:`.scheme`) draws mini-batches of pairs at mixed
@@ -13,6 +13,11 @@ feature loss, and the feature optimizer (Adam) steps once per mini-batch.
 * ``mode="unrolled"``: a presentation runs ``unrolled_steps`` grid iterations
   *tracked*, and the loss is the alignment of the SDMs they reach
   (:func:`.losses.unrolled_alignment_loss`).
+* ``mode="sdm-regression"``: the features of each image regress the SDMs of
+  merged label groups of that image (:func:`.losses.sdm_regression_loss`), an
+  objective anchored in anatomy rather than in descent steps; with
+  ``step_weight`` > 0 a presentation also advances the pair's grid as in
+  Algorithm 1 and adds ``step_weight`` times the step loss.
 
 Every loss is logged with the loss of constant features; their ratio is the
 collapse signal (see :mod:`.losses`). ``epochs`` repeats the whole schedule,
@@ -42,14 +47,16 @@ import torch
 from ..core.descent import confidence_floor
 from ..core.optimizer import BSplineDescentStep, DescentSettings, GridAdam, adam_learning_rate
 from ..schedule import Scale, build_schedule
+from ..checks import checked_number
 from ..errors import ParameterError
 from ..features.cnn import FeaturePair
-from .losses import STEP_LOSSES, LossValue, step_matching_loss, unrolled_alignment_loss
+from .checkpoint import ADDED_RUN_ENTRIES
+from .losses import STEP_LOSSES, LossValue, sdm_regression_loss, step_matching_loss, unrolled_alignment_loss
 from .scheme import presentation_scheme
 
 __all__ = ["TrainingPair", "TrainingSettings", "FeatureTrainer", "MODES"]
 
-MODES = ("algorithm1", "unrolled")
+MODES = ("algorithm1", "unrolled", "sdm-regression")
 
 
 @dataclass
@@ -80,8 +87,9 @@ class TrainingSettings:
 
     Attributes
     ----------
-    mode : {"algorithm1", "unrolled"}
-        Step matching (the paper) or unrolled alignment.
+    mode : {"algorithm1", "unrolled", "sdm-regression"}
+        Step matching (the paper), unrolled alignment, or regression of
+        merged-label SDMs (anatomy-anchored).
     scales : tuple of Scale
         Grid spacings (voxels), grid iterations per pair and smoothness per scale.
     grid_iterations : int
@@ -102,6 +110,9 @@ class TrainingSettings:
     step_loss : {"mse", "cosine"}
         Algorithm 1's step mismatch: the paper's MSE, or one minus the cosine
         (scale-invariant, no collapse minimum; see :func:`.losses.step_matching_loss`).
+    step_weight : float
+        ``mode="sdm-regression"``: weight of the step loss added as an
+        auxiliary term, at least 0 (0: none, and the grids are not advanced).
     descent : DescentSettings
         Grid Adam step (normalised grid units), Adam settings and confidence
         floor of the grid optimizer.
@@ -121,13 +132,14 @@ class TrainingSettings:
     subintervals: int = 4
     sdm_band: float = 0.1
     step_loss: str = "mse"
+    step_weight: float = 0.0
     descent: DescentSettings = field(default_factory=DescentSettings)
     seed: int = 0
     epochs: int = 1
 
     def presentations(self, scale: Scale) -> int:
         """Presentations of each pair at ``scale``: its grid iterations per presentation."""
-        per = self.grid_iterations if self.mode == "algorithm1" else self.unrolled_steps
+        per = self.unrolled_steps if self.mode == "unrolled" else self.grid_iterations
         return max(1, scale.iterations // per)
 
     def to_dict(self) -> dict:
@@ -179,6 +191,7 @@ class FeatureTrainer:
             raise ParameterError("feature training needs at least one scale")
         if isinstance(settings.epochs, bool) or not isinstance(settings.epochs, int) or settings.epochs < 1:
             raise ParameterError(f"epochs must be a positive integer, got {settings.epochs!r}")
+        checked_number(settings.step_weight, "step_weight", 0.0)
         self.networks = networks
         self.device = next(networks.parameters()).device
         self._pair_source = pairs if callable(pairs) else None
@@ -338,7 +351,9 @@ class FeatureTrainer:
             The state was saved with other settings or for other pairs.
         """
         current = self.settings.to_dict()
-        differing = sorted(key for key in current if state["settings"].get(key) != current[key])
+        # states saved before a setting existed had the value it has there
+        saved = {**ADDED_RUN_ENTRIES["settings"], **state["settings"]}
+        differing = sorted(key for key in current if saved.get(key) != current[key])
         if differing:
             raise ParameterError(
                 f"the saved training state has other settings ({', '.join(differing)} differ); resume with "
@@ -388,8 +403,9 @@ class FeatureTrainer:
     def present(self, pair: TrainingPair, state: _PairState, scale: Scale) -> LossValue:
         """One presentation: advance the pair's alignment and return its feature loss."""
         module = state.module
-        fixed = module.level(self.networks(pair.fixed, role="fixed"))
-        moving = module.level(self.networks(pair.moving, role="moving"))
+        fixed_features = self.networks(pair.fixed, role="fixed")
+        moving_features = self.networks(pair.moving, role="moving")
+        fixed, moving = module.level(fixed_features), module.level(moving_features)
         descent = self.settings.descent
         if self.settings.mode == "unrolled":
             value, reached = unrolled_alignment_loss(
@@ -397,6 +413,18 @@ class FeatureTrainer:
                 scale.smoothness, descent, self.settings.unrolled_steps, self.settings.unrolled_step_size)
             state.coefficients.copy_(reached)
             return value
+        if self.settings.mode == "algorithm1":
+            return self._advance_and_match_steps(fixed, moving, state, scale)
+        value = sdm_regression_loss(fixed_features, moving_features, pair.fixed_sdm, pair.moving_sdm)
+        weight = self.settings.step_weight
+        if weight == 0:
+            return value
+        steps = self._advance_and_match_steps(fixed, moving, state, scale)
+        return LossValue(value.loss + weight * steps.loss, value.constant + weight * steps.constant)
+
+    def _advance_and_match_steps(self, fixed, moving, state: _PairState, scale: Scale) -> LossValue:
+        """Algorithm 1's presentation: ``grid_iterations`` untracked grid iterations, then the step loss."""
+        module, descent = state.module, self.settings.descent
         with torch.no_grad():
             eps = confidence_floor(fixed, descent.confidence)
             for _ in range(self.settings.grid_iterations):

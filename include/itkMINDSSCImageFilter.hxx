@@ -1,0 +1,459 @@
+/*=========================================================================
+ *
+ *  Copyright itk-suits contributors
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkMINDSSCImageFilter_hxx
+#define itkMINDSSCImageFilter_hxx
+
+#include "itkMINDSSCImageFilter.h"
+#include "itkProgressTransformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+
+namespace itk
+{
+
+namespace MINDSSCDetail
+{
+// The variance is clamped to this range around its image mean, so that flat regions and single
+// strong edges do not dominate the descriptor.
+constexpr float VarianceClampLow = 1e-3f;
+constexpr float VarianceClampHigh = 1e3f;
+// Added to the variance so that an image without any structure has a finite descriptor (all
+// ones); in units of the squared intensity range of the image.
+constexpr float VarianceEpsilon = 1e-12f;
+// exp(-80) is still a normal float: the exponent is capped there so that no value underflows.
+constexpr float MaximumExponent = 80.0f;
+} // namespace MINDSSCDetail
+
+template <typename TInputImage, typename TOutputImage>
+MINDSSCImageFilter<TInputImage, TOutputImage>::MINDSSCImageFilter() = default;
+
+template <typename TInputImage, typename TOutputImage>
+auto
+MINDSSCImageFilter<TInputImage, TOutputImage>::GetNeighbourPairs() -> std::vector<NeighbourPairType>
+{
+  // Neighbours +e_a, -e_a for the array axes a in the Python package's order (z, y, x in 3D;
+  // y, x in 2D), that is ITK index axis ImageDimension - 1 - a.
+  std::vector<OffsetType> neighbours;
+  for (unsigned int arrayAxis = 0; arrayAxis < ImageDimension; ++arrayAxis)
+  {
+    for (const OffsetValueType sign : { 1, -1 })
+    {
+      OffsetType neighbour;
+      neighbour.Fill(0);
+      neighbour[ImageDimension - 1 - arrayAxis] = sign;
+      neighbours.push_back(neighbour);
+    }
+  }
+  std::vector<NeighbourPairType> pairs;
+  for (size_t i = 0; i < neighbours.size(); ++i)
+  {
+    for (size_t j = i + 1; j < neighbours.size(); ++j)
+    {
+      // Neighbours 2k and 2k + 1 lie on the same axis: 3D leaves those pairs out.
+      if (ImageDimension == 2 || i / 2 != j / 2)
+      {
+        pairs.emplace_back(neighbours[i], neighbours[j]);
+      }
+    }
+  }
+  return pairs;
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (m_Dilation < 1)
+  {
+    itkExceptionMacro("Dilation must be at least 1 voxel (the distance of the neighbours from the centre), got "
+                      << m_Dilation);
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::GenerateOutputInformation()
+{
+  Superclass::GenerateOutputInformation();
+  this->GetOutput()->SetNumberOfComponentsPerPixel(NumberOfChannels);
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::GenerateInputRequestedRegion()
+{
+  Superclass::GenerateInputRequestedRegion();
+  if (auto * input = const_cast<InputImageType *>(this->GetInput()))
+  {
+    input->SetRequestedRegionToLargestPossibleRegion();
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::EnlargeOutputRequestedRegion(DataObject * output)
+{
+  Superclass::EnlargeOutputRequestedRegion(output);
+  output->SetRequestedRegionToLargestPossibleRegion();
+}
+
+template <typename TInputImage, typename TOutputImage>
+auto
+MINDSSCImageFilter<TInputImage, TOutputImage>::MakeRealImage(const RegionType & region) -> RealImagePointer
+{
+  auto image = RealImageType::New();
+  image->SetRegions(region);
+  image->Allocate();
+  return image;
+}
+
+template <typename TInputImage, typename TOutputImage>
+template <typename TLineFunction>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::ForEachLine(const RegionType &  region,
+                                                           TLineFunction       lineFunction,
+                                                           ProcessObject *     progress)
+{
+  this->GetMultiThreader()->template ParallelizeImageRegionRestrictDirection<ImageDimension>(
+    0,
+    region,
+    [&lineFunction](const RegionType & piece) {
+      const SizeValueType length = piece.GetSize(0);
+      if (length == 0)
+      {
+        return;
+      }
+      const SizeValueType numberOfLines = piece.GetNumberOfPixels() / length;
+      IndexType           lineStart = piece.GetIndex();
+      for (SizeValueType line = 0; line < numberOfLines; ++line)
+      {
+        lineFunction(lineStart, length);
+        for (unsigned int axis = 1; axis < ImageDimension; ++axis)
+        {
+          if (++lineStart[axis] < piece.GetIndex(axis) + static_cast<IndexValueType>(piece.GetSize(axis)))
+          {
+            break;
+          }
+          lineStart[axis] = piece.GetIndex(axis);
+        }
+      }
+    },
+    progress);
+}
+
+template <typename TInputImage, typename TOutputImage>
+auto
+MINDSSCImageFilter<TInputImage, TOutputImage>::BoxSumAlongAxis(const RealImageType * input,
+                                                               unsigned int          axis,
+                                                               unsigned int          radius,
+                                                               ProcessObject *       progress) -> RealImagePointer
+{
+  RegionType region = input->GetBufferedRegion();
+  region.SetIndex(axis, region.GetIndex(axis) + static_cast<IndexValueType>(radius));
+  region.SetSize(axis, region.GetSize(axis) - 2 * radius);
+  RealImagePointer output = MakeRealImage(region);
+
+  const OffsetValueType stride = input->GetOffsetTable()[axis];
+  const unsigned int    width = 2 * radius + 1;
+  const float * const   inputBuffer = input->GetBufferPointer();
+  float * const         outputBuffer = output->GetBufferPointer();
+  this->ForEachLine(
+    region,
+    [&](const IndexType & lineStart, SizeValueType length) {
+      IndexType first = lineStart;
+      first[axis] -= static_cast<IndexValueType>(radius);
+      const float * in = inputBuffer + input->ComputeOffset(first);
+      float *       out = outputBuffer + output->ComputeOffset(lineStart);
+      for (SizeValueType i = 0; i < length; ++i)
+      {
+        // Summed in the order of the box's voxels, as the Python package does.
+        float total = in[i];
+        for (unsigned int k = 1; k < width; ++k)
+        {
+          total += in[i + k * stride];
+        }
+        out[i] = total;
+      }
+    },
+    progress);
+  return output;
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::GenerateData()
+{
+  namespace detail = MINDSSCDetail;
+
+  this->AllocateOutputs();
+  this->GetMultiThreader()->SetNumberOfWorkUnits(this->GetNumberOfWorkUnits());
+
+  const InputImageType * input = this->GetInput();
+  OutputImageType *      output = this->GetOutput();
+  const RegionType       inputRegion = input->GetBufferedRegion();
+  const SizeValueType    numberOfPixels = inputRegion.GetNumberOfPixels();
+  if (numberOfPixels == 0)
+  {
+    itkExceptionMacro("the input image has no pixels (size " << inputRegion.GetSize() << ")");
+  }
+
+  // Intensities as float, scaled by their range (the descriptor is invariant to a * I + b; this
+  // only fixes the scale of VarianceEpsilon). The buffered region is the whole input.
+  const InputPixelType * const inputBuffer = input->GetBufferPointer();
+  float                        lowest = std::numeric_limits<float>::max();
+  float                        highest = std::numeric_limits<float>::lowest();
+  for (SizeValueType offset = 0; offset < numberOfPixels; ++offset)
+  {
+    const auto value = static_cast<float>(inputBuffer[offset]);
+    if (!std::isfinite(value))
+    {
+      itkExceptionMacro("the input image holds NaN or infinite values (first at index "
+                        << input->ComputeIndex(static_cast<OffsetValueType>(offset))
+                        << "); replace them before computing MIND-SSC");
+    }
+    lowest = std::min(lowest, value);
+    highest = std::max(highest, value);
+  }
+  const float valueRange = highest - lowest > 0.0f ? highest - lowest : 1.0f;
+
+  // Internal images index the voxels from 0 (the input's start index is added back when reading
+  // the input and writing the output). `Grown(n)` is the image domain grown by n voxels per side.
+  const auto dilation = static_cast<IndexValueType>(m_Dilation);
+  const auto radius = static_cast<IndexValueType>(m_Radius);
+  RegionType imageDomain;
+  imageDomain.SetSize(inputRegion.GetSize());
+  const auto Grown = [&imageDomain](IndexValueType voxels) {
+    RegionType grown = imageDomain;
+    grown.PadByRadius(voxels);
+    return grown;
+  };
+  const IndexType inputStart = inputRegion.GetIndex();
+  const SizeType  size = inputRegion.GetSize();
+
+  // D_pq(x) = B_v(x + d p), with v = q - p and B_v = box((I(y) - I(y + d v))^2): pairs sharing v
+  // share one box-summed map. v is made canonical (its component on the highest index axis that
+  // is nonzero is positive; D is symmetric in p and q). B_v is needed on the domain grown by
+  // `dilation`, its squared differences on the domain grown by `dilation + radius`, and those
+  // read the image up to `2 * dilation` further, where it repeats its edge voxels.
+  const std::vector<NeighbourPairType> pairs = GetNeighbourPairs();
+  std::vector<OffsetType>              vectors;
+  std::vector<OffsetType>              channelShift(NumberOfChannels);
+  std::vector<size_t>                  channelVector(NumberOfChannels);
+  for (unsigned int channel = 0; channel < NumberOfChannels; ++channel)
+  {
+    OffsetType   p = pairs[channel].first;
+    OffsetType   v = pairs[channel].second;
+    v -= p;
+    unsigned int lead = ImageDimension - 1;
+    while (v[lead] == 0)
+    {
+      --lead;
+    }
+    const OffsetValueType sign = v[lead] < 0 ? -1 : 1;
+    if (sign < 0)
+    {
+      p = pairs[channel].second; // v = q - p becomes p - q
+    }
+    for (unsigned int axis = 0; axis < ImageDimension; ++axis)
+    {
+      v[axis] *= sign;
+      channelShift[channel][axis] = dilation * p[axis];
+    }
+    const auto found = std::find(vectors.begin(), vectors.end(), v);
+    channelVector[channel] = static_cast<size_t>(found - vectors.begin());
+    if (found == vectors.end())
+    {
+      vectors.push_back(v);
+    }
+  }
+
+  const IndexValueType grow = dilation + radius;
+  const IndexValueType margin = grow + 2 * dilation;
+
+  // Progress: padding 5 %, the box-summed maps 65 %, distances 15 %, descriptor 15 %.
+  float progressStart = 0.0f;
+  const auto Stage = [this, &progressStart](float share) {
+    auto stage = std::make_unique<ProgressTransformer>(progressStart, progressStart + share, this);
+    progressStart += share;
+    return stage;
+  };
+
+  const RegionType       paddedRegion = Grown(margin);
+  const RealImagePointer padded = MakeRealImage(paddedRegion);
+  {
+    const auto                     stage = Stage(0.05f);
+    const typename InputImageType::OffsetValueType * inputStrides = input->GetOffsetTable();
+    float * const                  paddedBuffer = padded->GetBufferPointer();
+    const auto Clamp = [&size](IndexValueType index, unsigned int axis) {
+      return std::min(std::max(index, IndexValueType{ 0 }), static_cast<IndexValueType>(size[axis]) - 1);
+    };
+    this->ForEachLine(
+      paddedRegion,
+      [&](const IndexType & lineStart, SizeValueType length) {
+        OffsetValueType lineOffset = 0;
+        for (unsigned int axis = 1; axis < ImageDimension; ++axis)
+        {
+          lineOffset += Clamp(lineStart[axis], axis) * inputStrides[axis];
+        }
+        const InputPixelType * in = inputBuffer + lineOffset;
+        float *                out = paddedBuffer + padded->ComputeOffset(lineStart);
+        for (SizeValueType i = 0; i < length; ++i)
+        {
+          out[i] = static_cast<float>(in[Clamp(lineStart[0] + static_cast<IndexValueType>(i), 0)]) / valueRange;
+        }
+      },
+      stage->GetProcessObject());
+  }
+
+  std::vector<RealImagePointer> boxed;
+  {
+    const float      share = 0.65f / static_cast<float>(vectors.size() * (ImageDimension + 1));
+    const RegionType squaredRegion = Grown(grow);
+    for (const OffsetType & v : vectors)
+    {
+      RealImagePointer squared = MakeRealImage(squaredRegion);
+      OffsetValueType  shift = 0;
+      for (unsigned int axis = 0; axis < ImageDimension; ++axis)
+      {
+        shift += dilation * v[axis] * padded->GetOffsetTable()[axis];
+      }
+      {
+        const auto stage = Stage(share);
+        this->ForEachLine(
+          squaredRegion,
+          [&](const IndexType & lineStart, SizeValueType length) {
+            const float * a = padded->GetBufferPointer() + padded->ComputeOffset(lineStart);
+            const float * b = a + shift;
+            float *       out = squared->GetBufferPointer() + squared->ComputeOffset(lineStart);
+            for (SizeValueType i = 0; i < length; ++i)
+            {
+              const float difference = a[i] - b[i];
+              out[i] = difference * difference;
+            }
+          },
+          stage->GetProcessObject());
+      }
+      // One axis at a time, highest index axis first (the array order of the Python package).
+      for (unsigned int axis = ImageDimension; axis-- > 0;)
+      {
+        const auto stage = Stage(share);
+        if (m_Radius > 0)
+        {
+          squared = this->BoxSumAlongAxis(squared, axis, m_Radius, stage->GetProcessObject());
+        }
+      }
+      boxed.push_back(squared);
+    }
+  }
+
+  // Distances D (written to the output buffer, turned into the descriptor in place below) and
+  // the variance V = max(mean_c D - min_c D, 0).
+  const RealImagePointer  variance = MakeRealImage(imageDomain);
+  OutputComponentType * const outputBuffer = output->GetBufferPointer();
+  const auto OutputLine = [&](const IndexType & lineStart) {
+    return outputBuffer + NumberOfChannels * output->ComputeOffset(inputStart + (lineStart - IndexType{}));
+  };
+  {
+    const auto stage = Stage(0.15f);
+    this->ForEachLine(
+      imageDomain,
+      [&](const IndexType & lineStart, SizeValueType length) {
+        const float * sources[NumberOfChannels];
+        for (unsigned int channel = 0; channel < NumberOfChannels; ++channel)
+        {
+          const RealImageType * map = boxed[channelVector[channel]];
+          sources[channel] = map->GetBufferPointer() + map->ComputeOffset(lineStart + channelShift[channel]);
+        }
+        float *               var = variance->GetBufferPointer() + variance->ComputeOffset(lineStart);
+        OutputComponentType * out = OutputLine(lineStart);
+        for (SizeValueType i = 0; i < length; ++i, out += NumberOfChannels)
+        {
+          float minimum = sources[0][i];
+          float sum = 0.0f;
+          for (unsigned int channel = 0; channel < NumberOfChannels; ++channel)
+          {
+            const float distance = sources[channel][i];
+            out[channel] = distance;
+            minimum = std::min(minimum, distance);
+            sum += distance;
+          }
+          // The mean minus the minimum can round below zero where all channels are equal.
+          var[i] = std::max(sum / static_cast<float>(NumberOfChannels) - minimum, 0.0f);
+        }
+      },
+      stage->GetProcessObject());
+  }
+  boxed.clear();
+  padded->Initialize();
+
+  double varianceSum = 0.0;
+  for (SizeValueType offset = 0; offset < numberOfPixels; ++offset)
+  {
+    varianceSum += variance->GetBufferPointer()[offset];
+  }
+  const auto  varianceMean = static_cast<float>(varianceSum / static_cast<double>(numberOfPixels));
+  const float lowerVariance = detail::VarianceClampLow * varianceMean;
+  const float upperVariance = detail::VarianceClampHigh * varianceMean;
+
+  // exp(-(D - min D) / V), computed as D * w - (min D) * w with w = -1 / V: both products round
+  // the same way, so the exponent is <= 0 and exactly 0 on the channel holding the minimum.
+  {
+    const auto stage = Stage(0.15f);
+    this->ForEachLine(
+      imageDomain,
+      [&](const IndexType & lineStart, SizeValueType length) {
+        const float *         var = variance->GetBufferPointer() + variance->ComputeOffset(lineStart);
+        OutputComponentType * out = OutputLine(lineStart);
+        for (SizeValueType i = 0; i < length; ++i, out += NumberOfChannels)
+        {
+          const float clamped = std::min(std::max(var[i], lowerVariance), upperVariance);
+          const float weight = -1.0f / (clamped + detail::VarianceEpsilon);
+          float       minimum = static_cast<float>(out[0]);
+          for (unsigned int channel = 1; channel < NumberOfChannels; ++channel)
+          {
+            minimum = std::min(minimum, static_cast<float>(out[channel]));
+          }
+          const float offset = minimum * weight;
+          for (unsigned int channel = 0; channel < NumberOfChannels; ++channel)
+          {
+            const float exponent = static_cast<float>(out[channel]) * weight - offset;
+            out[channel] = static_cast<OutputComponentType>(std::exp(std::max(exponent, -detail::MaximumExponent)));
+          }
+        }
+      },
+      stage->GetProcessObject());
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+MINDSSCImageFilter<TInputImage, TOutputImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Radius: " << m_Radius << std::endl;
+  os << indent << "Dilation: " << m_Dilation << std::endl;
+  os << indent << "NumberOfChannels: " << NumberOfChannels << std::endl;
+}
+
+} // namespace itk
+
+#endif // itkMINDSSCImageFilter_hxx

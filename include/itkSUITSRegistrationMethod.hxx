@@ -20,9 +20,7 @@
 
 #include "itkSUITSRegistrationMethod.h"
 
-#include "itkBinaryErodeImageFilter.h"
 #include "itkCastImageFilter.h"
-#include "itkFlatStructuringElement.h"
 #include "itkIdentityTransform.h"
 #include "itkImageRegionIteratorWithIndex.h"
 #include "itkLinearInterpolateImageFunction.h"
@@ -389,8 +387,8 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::PrepareFeatures(ChannelImage
   fixed = toChannels(fixedFeatures, 0);
   moving = toChannels(movingFeatures, 1);
 
-  // the moving field of view on the fixed grid, eroded by the reach of the descriptor (the fixed
-  // image's edge counts as outside)
+  // the moving field of view on the fixed grid, eroded by the reach of the descriptor (a box of
+  // FieldOfViewErosion voxels; the fixed image's edge counts as outside)
   using FieldOfViewType = Image<unsigned char, ImageDimension>;
   auto ones = FieldOfViewType::New();
   ones->SetRegions(movingGrid->GetLargestPossibleRegion());
@@ -406,19 +404,31 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::PrepareFeatures(ChannelImage
   covered->SetInterpolator(NearestNeighborInterpolateImageFunction<FieldOfViewType, double>::New());
   covered->SetDefaultPixelValue(0);
   covered->SetNumberOfWorkUnits(this->GetNumberOfWorkUnits());
-  using KernelType = FlatStructuringElement<ImageDimension>;
-  typename KernelType::RadiusType radius;
-  radius.Fill(FieldOfViewErosion);
-  auto erode = BinaryErodeImageFilter<FieldOfViewType, FieldOfViewType, KernelType>::New();
-  erode->SetInput(covered->GetOutput());
-  erode->SetKernel(KernelType::Box(radius));
-  erode->SetForegroundValue(1);
-  erode->SetBackgroundValue(0);
-  erode->SetBoundaryToForeground(false);
-  erode->SetNumberOfWorkUnits(this->GetNumberOfWorkUnits());
-  erode->Update();
-  const unsigned char * inside = erode->GetOutput()->GetBufferPointer();
-  const SizeValueType   voxels = moving.Values.size() / moving.Channels;
+  covered->Update();
+  const SizeValueType        voxels = moving.Values.size() / moving.Channels;
+  const unsigned char *      coveredValues = covered->GetOutput()->GetBufferPointer();
+  std::vector<unsigned char> inside(coveredValues, coveredValues + voxels);
+  std::vector<unsigned char> eroded(voxels);
+  SizeValueType              stride = 1; // voxels between neighbours along axis a
+  for (unsigned int a = 0; a < ImageDimension; ++a)
+  {
+    // box erosion along one axis: a voxel stays inside when the voxels within the erosion
+    // radius along the axis all exist and are inside
+    const long long n = static_cast<long long>(moving.Size[a]);
+    const long long radius = FieldOfViewErosion;
+    for (SizeValueType v = 0; v < voxels; ++v)
+    {
+      const long long i = static_cast<long long>((v / stride) % moving.Size[a]);
+      bool            keep = i >= radius && i + radius < n;
+      for (long long t = -radius; keep && t <= radius; ++t)
+      {
+        keep = inside[static_cast<SizeValueType>(static_cast<long long>(v) + t * static_cast<long long>(stride))] != 0;
+      }
+      eroded[v] = keep;
+    }
+    inside.swap(eroded);
+    stride *= moving.Size[a];
+  }
   for (SizeValueType v = 0; v < voxels; ++v)
   {
     moving.Values[v * moving.Channels + moving.Channels - 1] = inside[v] != 0 ? 1.0f : 0.0f;

@@ -183,15 +183,16 @@ MINDSSCImageFilter<TInputImage, TOutputImage>::BoxSumAlongAxis(const RealImageTy
       first[axis] -= static_cast<IndexValueType>(radius);
       const float * in = inputBuffer + input->ComputeOffset(first);
       float *       out = outputBuffer + output->ComputeOffset(lineStart);
-      for (SizeValueType i = 0; i < length; ++i)
+      // Summed in the order of the box's voxels, as the Python package does; one pass per voxel
+      // of the box so that the loops over the line vectorise.
+      std::copy_n(in, length, out);
+      for (unsigned int k = 1; k < width; ++k)
       {
-        // Summed in the order of the box's voxels, as the Python package does.
-        float total = in[i];
-        for (unsigned int k = 1; k < width; ++k)
+        const float * shifted = in + k * stride;
+        for (SizeValueType i = 0; i < length; ++i)
         {
-          total += in[i + k * stride];
+          out[i] += shifted[i];
         }
-        out[i] = total;
       }
     },
     progress);

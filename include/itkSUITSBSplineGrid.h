@@ -265,6 +265,36 @@ public:
     Apply(field, m_LevelSize, m_Transposed, coefficients, threader);
   }
 
+  /** This grid sampled at a strided lattice of its working level: the voxels offsets[a] +
+   * j strides[a] along each axis a (offsets below the strides). Its level is the lattice; its
+   * basis matrices are the lattice's rows of this grid's, and its support is over the lattice. */
+  SUITSBSplineGrid
+  Lattice(const SizeType & offsets, const SizeType & strides) const
+  {
+    SUITSBSplineGrid lattice(*this);
+    lattice.m_Support = 1.0;
+    for (unsigned int a = 0; a < VDimension; ++a)
+    {
+      SUITSSparseAxisMatrix & rows = lattice.m_Basis[a];
+      rows = SUITSSparseAxisMatrix();
+      rows.Columns = m_GridSize[a];
+      for (SizeValueType i = offsets[a]; i < m_LevelSize[a]; i += strides[a])
+      {
+        for (SizeValueType k = m_Basis[a].Start[i]; k < m_Basis[a].Start[i + 1]; ++k)
+        {
+          rows.Index.push_back(m_Basis[a].Index[k]);
+          rows.Weight.push_back(m_Basis[a].Weight[k]);
+        }
+        rows.Start.push_back(rows.Index.size());
+        ++rows.Rows;
+      }
+      lattice.m_LevelSize[a] = rows.Rows;
+      lattice.m_Transposed[a] = rows.Transposed();
+      lattice.m_Support *= rows.LargestColumnSum();
+    }
+    return lattice;
+  }
+
   /** Coefficients of \p finer whose field best fits (least squares over the full-resolution
    * voxels, exact when this spacing is an integer multiple of the finer one) this grid's field
    * of \p coefficients. */

@@ -169,6 +169,23 @@ public:
   itkSetMacro(Tolerance, double);
   itkGetConstMacro(Tolerance, double);
 
+  /** Largest number of working voxels the descent step is computed at per iteration; a larger
+   * working level is thinned to a random strided lattice drawn anew every iteration, and the
+   * scale's convergence is judged on the running average of its iterates. 0: every voxel
+   * (default 65536). */
+  itkSetMacro(NumberOfSpatialSamples, SizeValueType);
+  itkGetConstMacro(NumberOfSpatialSamples, SizeValueType);
+
+  /** Feature channels kept: richer features are projected on the leading principal components
+   * of the pair (estimated on up to 65536 random voxels of each image). 0: all (default 6, so
+   * 3D MIND-SSC's 12 channels become 6). */
+  itkSetMacro(NumberOfFeatureChannels, unsigned int);
+  itkGetConstMacro(NumberOfFeatureChannels, unsigned int);
+
+  /** Seed of the random lattices and of the voxels of the principal components (default 0). */
+  itkSetMacro(RandomSeed, unsigned int);
+  itkGetConstMacro(RandomSeed, unsigned int);
+
   /** Index (from 0, coarse to fine) of the scale being descended, for observers. */
   itkGetConstMacro(CurrentScale, unsigned int);
   /** Iteration (from 1) of the current scale just finished, for observers. */
@@ -231,6 +248,12 @@ private:
   void
   PrepareFeatures(ChannelImage & fixed, ChannelImage & moving) const;
 
+  /** Project the features of both images on the pair's NumberOfFeatureChannels leading
+   * principal components (centred on the pair's mean feature); the moving field of view stays
+   * the last moving channel. Nothing changes for features of at most that many channels. */
+  void
+  ProjectChannels(ChannelImage & fixed, ChannelImage & moving) const;
+
   /** The fixed mask on the fixed grid as 0/1 values (empty without a mask). */
   ChannelImage
   FixedMaskImage() const;
@@ -248,15 +271,24 @@ private:
            const ChannelImage &              mask,
            std::vector<double> &             coefficients);
 
-  /** Descent step at every working voxel in full-resolution voxels (VDimension blocks). */
+  /** Per-axis strides of the lattices that leave at most NumberOfSpatialSamples voxels of a
+   * working level of size \p level (all 1: every voxel). */
+  SizeType
+  SamplingStrides(const SizeType & level) const;
+
+  /** Descent step in full-resolution voxels (VDimension blocks of \p samples voxels) at the
+   * working voxels offsets + j strides (all of them when \p samples is the level size),
+   * given the displacement there (same layout). */
   void
-  DescentStep(const ChannelImage &                     fixed,
-              const ChannelImage &                     moving,
-              const std::vector<unsigned char> &       fixedValid,
-              float                                    eps,
-              const std::vector<float> &               displacement,
-              std::vector<float> &                     warped,
-              std::vector<float> &                     step) const;
+  DescentStep(const ChannelImage &               fixed,
+              const ChannelImage &               moving,
+              const std::vector<unsigned char> & fixedValid,
+              float                              eps,
+              const SizeType &                   offsets,
+              const SizeType &                   strides,
+              const SizeType &                   samples,
+              const std::vector<float> &         displacement,
+              std::vector<float> &               step);
 
   /** The output transform from the final coefficients. */
   typename TransformType::Pointer
@@ -276,6 +308,8 @@ private:
   static constexpr unsigned int CheckEvery = 10;        // iterations between convergence checks
   static constexpr unsigned int FieldOfViewErosion = 3; // voxels: the reach of MIND-SSC
   static constexpr double       VoxelsPerSpacing = 5.0; // working voxels per control spacing
+  static constexpr double       Averaging = 0.1;        // weight of the newest iterate on lattices
+  static constexpr SizeValueType PrincipalComponentSamples = 65536; // voxels per image
 
   std::vector<double>       m_GridSpacings{ 20.0, 10.0, 7.0 };
   std::vector<unsigned int> m_NumberOfIterations{ 300 };
@@ -284,6 +318,14 @@ private:
   double                    m_Tolerance{ 0.1 };
 
   typename InitialTransformType::ConstPointer m_InitialTransform;
+
+  SizeValueType             m_NumberOfSpatialSamples{ 65536 };
+  unsigned int              m_NumberOfFeatureChannels{ 6 };
+  unsigned int              m_RandomSeed{ 0 };
+
+  /** Work buffers of DescentStep(): the warped moving channels, and their derivatives on lattices. */
+  std::vector<float> m_Warped;
+  std::vector<float> m_WarpedGradient;
 
   unsigned int              m_CurrentScale{ 0 };
   unsigned int              m_CurrentIteration{ 0 };

@@ -29,10 +29,14 @@
 #include "itkNearestNeighborInterpolateImageFunction.h"
 #include "itkResampleImageFilter.h"
 
+#include "vnl/algo/vnl_symmetric_eigensystem.h"
+
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 #include <memory>
+#include <numeric>
 #include <sstream>
 
 namespace itk
@@ -437,6 +441,82 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::PrepareFeatures(ChannelImage
 
 
 template <typename TFixedImage, typename TMovingImage>
+void
+SUITSRegistrationMethod<TFixedImage, TMovingImage>::ProjectChannels(ChannelImage & fixed, ChannelImage & moving) const
+{
+  const unsigned int channels = fixed.Channels;
+  const unsigned int count = m_NumberOfFeatureChannels;
+  if (count == 0 || count >= channels)
+  {
+    return;
+  }
+  // a random subset of the voxels (every voxel of small images), the same for both images
+  const SizeValueType        voxels = fixed.Values.size() / channels;
+  const SizeValueType        subset = std::min<SizeValueType>(voxels, PrincipalComponentSamples);
+  std::vector<SizeValueType> chosen(voxels);
+  std::iota(chosen.begin(), chosen.end(), SizeValueType{ 0 });
+  std::mt19937 generator(static_cast<std::mt19937::result_type>(m_RandomSeed));
+  for (SizeValueType i = 0; i < subset; ++i)
+  {
+    std::swap(chosen[i], chosen[std::uniform_int_distribution<SizeValueType>(i, voxels - 1)(generator)]);
+  }
+  const std::array<ChannelImage *, 2> images{ &fixed, &moving };
+  vnl_vector<double>                  mean(channels, 0.0);
+  for (const ChannelImage * image : images)
+  {
+    for (SizeValueType i = 0; i < subset; ++i)
+    {
+      const float * row = image->Values.data() + chosen[i] * image->Channels;
+      for (unsigned int c = 0; c < channels; ++c)
+      {
+        mean[c] += row[c];
+      }
+    }
+  }
+  mean /= static_cast<double>(2 * subset);
+  vnl_matrix<double> covariance(channels, channels, 0.0);
+  vnl_vector<double> centred(channels);
+  for (const ChannelImage * image : images)
+  {
+    for (SizeValueType i = 0; i < subset; ++i)
+    {
+      const float * row = image->Values.data() + chosen[i] * image->Channels;
+      for (unsigned int c = 0; c < channels; ++c)
+      {
+        centred[c] = row[c] - mean[c];
+      }
+      covariance += outer_product(centred, centred);
+    }
+  }
+  covariance /= static_cast<double>(2 * subset);
+  // eigenvalues in ascending order: the last columns are the leading components
+  const vnl_symmetric_eigensystem<double> eigen(covariance);
+  for (ChannelImage * image : images)
+  {
+    const unsigned int extra = image->Channels - channels; // the moving field of view stays
+    std::vector<float> projected(voxels * (count + extra));
+    for (SizeValueType v = 0; v < voxels; ++v)
+    {
+      const float * row = image->Values.data() + v * image->Channels;
+      float *       out = projected.data() + v * (count + extra);
+      for (unsigned int k = 0; k < count; ++k)
+      {
+        double value = 0.0;
+        for (unsigned int c = 0; c < channels; ++c)
+        {
+          value += (row[c] - mean[c]) * eigen.V(c, channels - 1 - k);
+        }
+        out[k] = static_cast<float>(value);
+      }
+      std::copy(row + channels, row + image->Channels, out + count);
+    }
+    image->Values.swap(projected);
+    image->Channels = count + extra;
+  }
+}
+
+
+template <typename TFixedImage, typename TMovingImage>
 auto
 SUITSRegistrationMethod<TFixedImage, TMovingImage>::FixedMaskImage() const -> ChannelImage
 {
@@ -511,6 +591,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::GenerateData()
   ChannelImage fixed;
   ChannelImage moving;
   this->PrepareFeatures(fixed, moving);
+  this->ProjectChannels(fixed, moving);
   const ChannelImage mask = this->FixedMaskImage();
   const SizeType     size = fixed.Size;
 
@@ -615,12 +696,20 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::RunScale(unsigned int       
   const SizeValueType points = grid.GetNumberOfControlPoints();
   std::vector<double> first(coefficients.size(), 0.0);
   std::vector<double> second(coefficients.size(), 0.0);
+  // a level of more voxels than NumberOfSpatialSamples is thinned to random strided lattices; the
+  // iterates then jitter about the optimum, so convergence is judged on, and the scale returns,
+  // their running average (the newest iterate weighs 0.1)
+  const SizeType      strides = this->SamplingStrides(level);
+  const bool          sampled = std::any_of(strides.begin(), strides.end(), [](SizeValueType k) { return k > 1; });
+  std::mt19937        generator(static_cast<std::mt19937::result_type>(m_RandomSeed + scale));
+  std::vector<double> tracked = coefficients;
   std::vector<double> previous = coefficients;
+  SizeType            offsets{};
+  std::unique_ptr<SUITSBSplineGrid<ImageDimension>> lattice;
   std::vector<double> gradient;
   std::vector<double> smoothed;
   std::vector<double> deviation;
   std::vector<float>  displacement;
-  std::vector<float>  warped;
   std::vector<float>  step;
   std::array<SUITSSparseAxisMatrix, ImageDimension> smoothing;
   for (unsigned int a = 0; a < ImageDimension; ++a)
@@ -643,10 +732,19 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::RunScale(unsigned int       
   unsigned int done = iterations;
   for (unsigned int iteration = 1; iteration <= iterations; ++iteration)
   {
-    grid.Dense(coefficients, displacement, threader);
-    this->DescentStep(fixed, moving, fixedValid, eps, displacement, warped, step);
-    grid.Adjoint(step, gradient, threader);
-    const double toGradient = -1.0 / grid.GetSupport();
+    if (sampled)
+    {
+      for (unsigned int a = 0; a < ImageDimension; ++a)
+      {
+        offsets[a] = std::uniform_int_distribution<SizeValueType>(0, strides[a] - 1)(generator);
+      }
+      lattice = std::make_unique<SUITSBSplineGrid<ImageDimension>>(grid.Lattice(offsets, strides));
+    }
+    const SUITSBSplineGrid<ImageDimension> & samples = sampled ? *lattice : grid;
+    samples.Dense(coefficients, displacement, threader);
+    this->DescentStep(fixed, moving, fixedValid, eps, offsets, strides, samples.GetLevelSize(), displacement, step);
+    samples.Adjoint(step, gradient, threader);
+    const double toGradient = -1.0 / samples.GetSupport();
     for (auto & value : gradient)
     {
       value *= toGradient;
@@ -677,15 +775,23 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::RunScale(unsigned int       
         coefficients[k] -= rate[a] / correction1 * first[k] / (std::sqrt(second[k] / correction2) + AdamEpsilon);
       }
     }
-    bool stopped = false;
+    if (sampled)
+    {
+      for (SizeValueType k = 0; k < coefficients.size(); ++k)
+      {
+        tracked[k] += Averaging * (coefficients[k] - tracked[k]);
+      }
+    }
+    const std::vector<double> & judged = sampled ? tracked : coefficients;
+    bool                        stopped = false;
     if (iteration % CheckEvery == 0)
     {
       double largest = 0.0;
       for (SizeValueType k = 0; k < coefficients.size(); ++k)
       {
-        largest = std::max(largest, std::abs(coefficients[k] - previous[k]));
+        largest = std::max(largest, std::abs(judged[k] - previous[k]));
       }
-      previous = coefficients;
+      previous = judged;
       m_CurrentMovement = largest / (CheckEvery * fullStep);
       if (m_CurrentMovement < m_Tolerance)
       {
@@ -700,106 +806,180 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::RunScale(unsigned int       
       break;
     }
   }
+  if (sampled)
+  {
+    coefficients = tracked;
+  }
   m_NumberOfIterationsRun.push_back(done);
 }
 
 
 template <typename TFixedImage, typename TMovingImage>
-void
-SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelImage &                     fixed,
-                                                                const ChannelImage &                     moving,
-                                                                const std::vector<unsigned char> &       fixedValid,
-                                                                float                                    eps,
-                                                                const std::vector<float> & displacement,
-                                                                std::vector<float> &       warped,
-                                                                std::vector<float> &       step) const
+auto
+SUITSRegistrationMethod<TFixedImage, TMovingImage>::SamplingStrides(const SizeType & level) const -> SizeType
 {
-  constexpr unsigned int D = ImageDimension;
-  constexpr unsigned int Corners = 1u << D;
-  MultiThreaderBase *    threader = this->GetMultiThreader();
-  const SizeType &       level = fixed.Size;
-  const unsigned int     channels = fixed.Channels;
-  const unsigned int     movingChannels = moving.Channels; // the features, then the field of view
-  SizeValueType          voxels = 1;
-  std::array<SizeValueType, D> strides;
-  std::array<float, D>         toFull; // working voxels -> full-resolution voxels
+  SizeType strides;
+  strides.fill(1);
+  if (m_NumberOfSpatialSamples == 0)
+  {
+    return strides;
+  }
+  const auto kept = [&](unsigned int a, SizeValueType stride) { return (level[a] + stride - 1) / stride; };
+  const auto total = [&]() {
+    SizeValueType count = 1;
+    for (unsigned int a = 0; a < ImageDimension; ++a)
+    {
+      count *= kept(a, strides[a]);
+    }
+    return count;
+  };
+  while (total() > m_NumberOfSpatialSamples)
+  {
+    // thin the axis keeping the most voxels (the slowest-varying one on ties), keep four at least
+    unsigned int axis = ImageDimension - 1;
+    for (int a = static_cast<int>(ImageDimension) - 2; a >= 0; --a)
+    {
+      if (kept(a, strides[a]) > kept(axis, strides[axis]))
+      {
+        axis = a;
+      }
+    }
+    if (kept(axis, strides[axis] + 1) < 4)
+    {
+      break;
+    }
+    ++strides[axis];
+  }
+  return strides;
+}
+
+
+template <typename TFixedImage, typename TMovingImage>
+void
+SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelImage &               fixed,
+                                                                const ChannelImage &               moving,
+                                                                const std::vector<unsigned char> & fixedValid,
+                                                                float                              eps,
+                                                                const SizeType &                   offsets,
+                                                                const SizeType &                   strides,
+                                                                const SizeType &                   samples,
+                                                                const std::vector<float> &         displacement,
+                                                                std::vector<float> &               step)
+{
+  constexpr unsigned int       D = ImageDimension;
+  constexpr unsigned int       Corners = 1u << D;
+  MultiThreaderBase *          threader = this->GetMultiThreader();
+  const SizeType &             level = fixed.Size;
+  const unsigned int           channels = fixed.Channels;
+  const unsigned int           movingChannels = moving.Channels; // the features, then the field of view
+  const bool                   dense = samples == level;
+  SizeValueType                voxels = 1;
+  std::array<SizeValueType, D> levelStrides; // working voxels between neighbours along each axis
+  std::array<float, D>         toFull;       // working voxels -> full-resolution voxels
   const auto                   imageSize = this->FixedGrid()->GetLargestPossibleRegion().GetSize();
   for (unsigned int a = 0; a < D; ++a)
   {
-    strides[a] = voxels;
-    voxels *= level[a];
+    levelStrides[a] = a == 0 ? 1 : levelStrides[a - 1] * level[a - 1];
+    voxels *= samples[a];
     toFull[a] = level[a] > 1 ? static_cast<float>(imageSize[a] - 1) / static_cast<float>(level[a] - 1) : 1.0f;
   }
-  const SizeValueType rows = voxels / level[0];
-  const auto          rowStart = [&](SizeValueType row, std::array<SizeValueType, D> & index) {
+  const SizeValueType rows = voxels / samples[0];
+  // the working-level index of the first sample of a row of samples
+  const auto rowStart = [&](SizeValueType row, std::array<SizeValueType, D> & index) {
     SizeValueType rest = row;
-    index[0] = 0;
+    index[0] = offsets[0];
     for (unsigned int a = 1; a < D; ++a)
     {
-      index[a] = rest % level[a];
-      rest /= level[a];
+      index[a] = offsets[a] + (rest % samples[a]) * strides[a];
+      rest /= samples[a];
     }
-    return row * level[0];
+  };
+  const auto levelIndex = [&](const std::array<SizeValueType, D> & index) {
+    SizeValueType v = 0;
+    for (unsigned int a = 0; a < D; ++a)
+    {
+      v += index[a] * levelStrides[a];
+    }
+    return v;
   };
 
-  // 1. the moving features and field of view at p + u(p), linear, clamped to the border
-  warped.resize(voxels * movingChannels);
+  // 1. the moving features and field of view at p + u(p), linear, clamped to the border; on a
+  // lattice also the derivatives of the same interpolant (zero across the border)
+  m_Warped.resize(voxels * movingChannels);
+  m_WarpedGradient.resize(dense ? 0 : voxels * D * channels);
   threader->ParallelizeArray(
     0,
     rows,
     [&](SizeValueType row) {
       std::array<SizeValueType, D> index;
-      const SizeValueType          start = rowStart(row, index);
-      std::array<SizeValueType, D> base;
-      std::array<float, D>         fraction;
-      for (SizeValueType x = 0; x < level[0]; ++x)
+      rowStart(row, index);
+      std::array<float, D> fraction;
+      std::array<bool, D>  inside;
+      for (SizeValueType x = 0; x < samples[0]; ++x, index[0] += strides[0])
       {
-        index[0] = x;
-        const SizeValueType v = start + x;
+        const SizeValueType s = row * samples[0] + x;
         SizeValueType       origin = 0;
         for (unsigned int a = 0; a < D; ++a)
         {
           const float last = static_cast<float>(level[a] - 1);
-          float       position = static_cast<float>(index[a]) + displacement[a * voxels + v] / toFull[a];
-          position = std::min(std::max(position, 0.0f), last);
-          const float floor = std::min(std::floor(position), std::max(last - 1.0f, 0.0f));
-          base[a] = static_cast<SizeValueType>(floor);
-          fraction[a] = position - floor;
-          origin += base[a] * strides[a];
+          const float position = static_cast<float>(index[a]) + displacement[a * voxels + s] / toFull[a];
+          const float clamped = std::min(std::max(position, 0.0f), last);
+          const float base = std::min(std::floor(clamped), std::max(last - 1.0f, 0.0f));
+          inside[a] = position >= 0.0f && position <= last;
+          fraction[a] = clamped - base;
+          origin += static_cast<SizeValueType>(base) * levelStrides[a];
         }
-        float * out = warped.data() + v * movingChannels;
+        float * out = m_Warped.data() + s * movingChannels;
+        float * gradient = dense ? nullptr : m_WarpedGradient.data() + s * D * channels;
         std::fill(out, out + movingChannels, 0.0f);
+        if (gradient != nullptr)
+        {
+          std::fill(gradient, gradient + D * channels, 0.0f);
+        }
         for (unsigned int corner = 0; corner < Corners; ++corner)
         {
-          float         weight = 1.0f;
-          SizeValueType offset = origin;
+          std::array<float, D> weights; // per axis: the corner's linear weight
+          SizeValueType        offset = origin;
           for (unsigned int a = 0; a < D; ++a)
           {
-            if ((corner >> a) & 1u)
-            {
-              weight *= fraction[a];
-              offset += level[a] > 1 ? strides[a] : 0;
-            }
-            else
-            {
-              weight *= 1.0f - fraction[a];
-            }
+            const bool high = (corner >> a) & 1u;
+            weights[a] = high ? fraction[a] : 1.0f - fraction[a];
+            offset += high && level[a] > 1 ? levelStrides[a] : 0;
           }
-          if (weight == 0.0f)
+          float weight = 1.0f;
+          for (unsigned int a = 0; a < D; ++a)
           {
-            continue;
+            weight *= weights[a];
           }
           const float * in = moving.Values.data() + offset * movingChannels;
           for (unsigned int c = 0; c < movingChannels; ++c)
           {
             out[c] += weight * in[c];
           }
+          if (gradient == nullptr)
+          {
+            continue;
+          }
+          for (unsigned int a = 0; a < D; ++a)
+          {
+            // d/dx_a of the interpolant: the other axes' weights, +-1 along a
+            float other = inside[a] ? ((corner >> a) & 1u ? 1.0f : -1.0f) : 0.0f;
+            for (unsigned int b = 0; b < D; ++b)
+            {
+              other *= b == a ? 1.0f : weights[b];
+            }
+            for (unsigned int c = 0; c < channels; ++c)
+            {
+              gradient[a * channels + c] += other * in[c];
+            }
+          }
         }
       }
     },
     nullptr);
 
-  // 2. eq. 3 per channel with central differences of the warped features, mean over channels
+  // 2. eq. 3 per channel, mean over channels; derivatives: central differences of the warped
+  // features on the whole level, the interpolant's on a lattice
   step.resize(D * voxels);
   const float meanFactor = 1.0f / static_cast<float>(channels);
   threader->ParallelizeArray(
@@ -807,23 +987,26 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelIma
     rows,
     [&](SizeValueType row) {
       std::array<SizeValueType, D> index;
-      const SizeValueType          start = rowStart(row, index);
+      rowStart(row, index);
       std::array<const float *, D> forward;
       std::array<const float *, D> backward;
       std::array<float, D>         sum;
-      for (SizeValueType x = 0; x < level[0]; ++x)
+      for (SizeValueType x = 0; x < samples[0]; ++x, index[0] += strides[0])
       {
-        index[0] = x;
-        const SizeValueType v = start + x;
-        const float *       m = warped.data() + v * movingChannels;
+        const SizeValueType s = row * samples[0] + x;
+        const SizeValueType v = levelIndex(index);
+        const float *       m = m_Warped.data() + s * movingChannels;
+        const float *       gradient = dense ? nullptr : m_WarpedGradient.data() + s * D * channels;
         sum.fill(0.0f);
         if (fixedValid[v] && m[movingChannels - 1] > 0.999f)
         {
-          for (unsigned int a = 0; a < D; ++a)
+          if (dense)
           {
-            const SizeValueType n = level[a];
-            forward[a] = index[a] + 1 < n ? m + strides[a] * movingChannels : m;
-            backward[a] = index[a] > 0 ? m - strides[a] * movingChannels : m;
+            for (unsigned int a = 0; a < D; ++a)
+            {
+              forward[a] = index[a] + 1 < level[a] ? m + levelStrides[a] * movingChannels : m;
+              backward[a] = index[a] > 0 ? m - levelStrides[a] * movingChannels : m;
+            }
           }
           const float * f = fixed.Values.data() + v * channels;
           for (unsigned int c = 0; c < channels; ++c)
@@ -833,7 +1016,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelIma
             std::array<float, D> derivative;
             for (unsigned int a = 0; a < D; ++a)
             {
-              derivative[a] = 0.5f * (forward[a][c] - backward[a][c]);
+              derivative[a] = dense ? 0.5f * (forward[a][c] - backward[a][c]) : gradient[a * channels + c];
               denominator += derivative[a] * derivative[a];
             }
             const float ratio = difference / denominator;
@@ -845,7 +1028,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelIma
         }
         for (unsigned int a = 0; a < D; ++a)
         {
-          step[a * voxels + v] = sum[a] * meanFactor * toFull[a];
+          step[a * voxels + s] = sum[a] * meanFactor * toFull[a];
         }
       }
     },

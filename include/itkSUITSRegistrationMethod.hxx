@@ -876,12 +876,14 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelIma
   SizeValueType                voxels = 1;
   std::array<SizeValueType, D> levelStrides; // working voxels between neighbours along each axis
   std::array<float, D>         toFull;       // working voxels -> full-resolution voxels
+  std::array<float, D>         toWorking;    // and back
   const auto                   imageSize = this->FixedGrid()->GetLargestPossibleRegion().GetSize();
   for (unsigned int a = 0; a < D; ++a)
   {
     levelStrides[a] = a == 0 ? 1 : levelStrides[a - 1] * level[a - 1];
     voxels *= samples[a];
     toFull[a] = level[a] > 1 ? static_cast<float>(imageSize[a] - 1) / static_cast<float>(level[a] - 1) : 1.0f;
+    toWorking[a] = 1.0f / toFull[a];
   }
   const SizeValueType rows = voxels / samples[0];
   // the working-level index of the first sample of a row of samples
@@ -922,55 +924,65 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::DescentStep(const ChannelIma
         for (unsigned int a = 0; a < D; ++a)
         {
           const float last = static_cast<float>(level[a] - 1);
-          const float position = static_cast<float>(index[a]) + displacement[a * voxels + s] / toFull[a];
+          const float position = static_cast<float>(index[a]) + displacement[a * voxels + s] * toWorking[a];
           const float clamped = std::min(std::max(position, 0.0f), last);
-          const float base = std::min(std::floor(clamped), std::max(last - 1.0f, 0.0f));
+          // clamped is not negative: truncation is the floor
+          const float base = std::min(static_cast<float>(static_cast<SizeValueType>(clamped)), std::max(last - 1.0f, 0.0f));
           inside[a] = position >= 0.0f && position <= last;
           fraction[a] = clamped - base;
           origin += static_cast<SizeValueType>(base) * levelStrides[a];
         }
-        float * out = m_Warped.data() + s * movingChannels;
-        float * gradient = dense ? nullptr : m_WarpedGradient.data() + s * D * channels;
-        std::fill(out, out + movingChannels, 0.0f);
-        if (gradient != nullptr)
-        {
-          std::fill(gradient, gradient + D * channels, 0.0f);
-        }
+        // the corners of the cell: their values, and their weights in the interpolant and in
+        // its derivative along each axis (the other axes' weights, -1 or +1 along the axis)
+        std::array<const float *, Corners>                   corners;
+        std::array<float, Corners>                           weight;
+        std::array<std::array<float, Corners>, D>            slope;
         for (unsigned int corner = 0; corner < Corners; ++corner)
         {
-          std::array<float, D> weights; // per axis: the corner's linear weight
-          SizeValueType        offset = origin;
+          SizeValueType offset = origin;
+          weight[corner] = 1.0f;
           for (unsigned int a = 0; a < D; ++a)
           {
             const bool high = (corner >> a) & 1u;
-            weights[a] = high ? fraction[a] : 1.0f - fraction[a];
             offset += high && level[a] > 1 ? levelStrides[a] : 0;
-          }
-          float weight = 1.0f;
-          for (unsigned int a = 0; a < D; ++a)
-          {
-            weight *= weights[a];
-          }
-          const float * in = moving.Values.data() + offset * movingChannels;
-          for (unsigned int c = 0; c < movingChannels; ++c)
-          {
-            out[c] += weight * in[c];
-          }
-          if (gradient == nullptr)
-          {
-            continue;
-          }
-          for (unsigned int a = 0; a < D; ++a)
-          {
-            // d/dx_a of the interpolant: the other axes' weights, +-1 along a
-            float other = inside[a] ? ((corner >> a) & 1u ? 1.0f : -1.0f) : 0.0f;
-            for (unsigned int b = 0; b < D; ++b)
+            weight[corner] *= high ? fraction[a] : 1.0f - fraction[a];
+            if (!dense)
             {
-              other *= b == a ? 1.0f : weights[b];
+              slope[a][corner] = inside[a] ? (high ? 1.0f : -1.0f) : 0.0f;
+              for (unsigned int b = 0; b < D; ++b)
+              {
+                if (b != a)
+                {
+                  slope[a][corner] *= (corner >> b) & 1u ? fraction[b] : 1.0f - fraction[b];
+                }
+              }
             }
+          }
+          corners[corner] = moving.Values.data() + offset * movingChannels;
+        }
+        float * out = m_Warped.data() + s * movingChannels;
+        for (unsigned int c = 0; c < movingChannels; ++c)
+        {
+          float value = 0.0f;
+          for (unsigned int corner = 0; corner < Corners; ++corner)
+          {
+            value += weight[corner] * corners[corner][c];
+          }
+          out[c] = value;
+        }
+        if (!dense)
+        {
+          float * gradient = m_WarpedGradient.data() + s * D * channels;
+          for (unsigned int a = 0; a < D; ++a)
+          {
             for (unsigned int c = 0; c < channels; ++c)
             {
-              gradient[a * channels + c] += other * in[c];
+              float value = 0.0f;
+              for (unsigned int corner = 0; corner < Corners; ++corner)
+              {
+                value += slope[a][corner] * corners[corner][c];
+              }
+              gradient[a * channels + c] = value;
             }
           }
         }

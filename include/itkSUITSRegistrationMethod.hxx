@@ -474,8 +474,8 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::ProjectChannels(ChannelImage
     }
   }
   mean /= static_cast<double>(2 * subset);
-  vnl_matrix<double> covariance(channels, channels, 0.0);
-  vnl_vector<double> centred(channels);
+  vnl_matrix<double>  covariance(channels, channels, 0.0);
+  std::vector<double> centred(channels);
   for (const ChannelImage * image : images)
   {
     for (SizeValueType i = 0; i < subset; ++i)
@@ -485,12 +485,29 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::ProjectChannels(ChannelImage
       {
         centred[c] = row[c] - mean[c];
       }
-      covariance += outer_product(centred, centred);
+      for (unsigned int c = 0; c < channels; ++c)
+      {
+        double * line = covariance[c];
+        for (unsigned int d = 0; d < channels; ++d)
+        {
+          line[d] += centred[c] * centred[d];
+        }
+      }
     }
   }
   covariance /= static_cast<double>(2 * subset);
   // eigenvalues in ascending order: the last columns are the leading components
   const vnl_symmetric_eigensystem<double> eigen(covariance);
+  std::vector<float>                      basis(count * channels); // row k: component k
+  std::vector<float>                      centre(channels);
+  for (unsigned int c = 0; c < channels; ++c)
+  {
+    centre[c] = static_cast<float>(mean[c]);
+    for (unsigned int k = 0; k < count; ++k)
+    {
+      basis[k * channels + c] = static_cast<float>(eigen.V(c, channels - 1 - k));
+    }
+  }
   for (ChannelImage * image : images)
   {
     const unsigned int extra = image->Channels - channels; // the moving field of view stays
@@ -499,14 +516,19 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::ProjectChannels(ChannelImage
     {
       const float * row = image->Values.data() + v * image->Channels;
       float *       out = projected.data() + v * (count + extra);
+      for (unsigned int c = 0; c < channels; ++c)
+      {
+        centred[c] = row[c] - centre[c];
+      }
       for (unsigned int k = 0; k < count; ++k)
       {
-        double value = 0.0;
+        const float * component = basis.data() + k * channels;
+        float         value = 0.0f;
         for (unsigned int c = 0; c < channels; ++c)
         {
-          value += (row[c] - mean[c]) * eigen.V(c, channels - 1 - k);
+          value += static_cast<float>(centred[c]) * component[c];
         }
-        out[k] = static_cast<float>(value);
+        out[k] = value;
       }
       std::copy(row + channels, row + image->Channels, out + count);
     }

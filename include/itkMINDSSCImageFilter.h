@@ -168,10 +168,17 @@ private:
   void
   ForEachLine(const RegionType & region, TLineFunction lineFunction, ProcessObject * progress);
 
-  /** Sum of `input` over 2r + 1 consecutive voxels along index axis `axis` (centred); the result
-   * covers the input's buffered region shrunk by `radius` on both sides of that axis. */
-  RealImagePointer
-  BoxSumAlongAxis(const RealImageType * input, unsigned int axis, unsigned int radius, ProcessObject * progress);
+  /** Sum over the 2 Radius + 1 voxels centred on each voxel along index axis `axis` of
+   * `value(line, i)`, the value at position i of a line of `input` (defined over `valueRegion`).
+   * `output` is given `valueRegion` shrunk by the Radius on both sides of that axis. */
+  template <typename TValue>
+  void
+  BoxSumAlongAxis(const RealImageType * input,
+                  const RegionType &    valueRegion,
+                  TValue                value,
+                  unsigned int          axis,
+                  RealImageType *       output,
+                  ProcessObject *       progress);
 
   unsigned int m_Radius{ 1 };
   unsigned int m_Dilation{ 2 };

@@ -191,42 +191,47 @@ MINDSSCImageFilter<TInputImage, TOutputImage>::ForEachLine(const RegionType &  r
 }
 
 template <typename TInputImage, typename TOutputImage>
-auto
+template <typename TValue>
+void
 MINDSSCImageFilter<TInputImage, TOutputImage>::BoxSumAlongAxis(const RealImageType * input,
+                                                               const RegionType &    valueRegion,
+                                                               TValue                value,
                                                                unsigned int          axis,
-                                                               unsigned int          radius,
-                                                               ProcessObject *       progress) -> RealImagePointer
+                                                               RealImageType *       output,
+                                                               ProcessObject *       progress)
 {
-  RegionType region = input->GetBufferedRegion();
-  region.SetIndex(axis, region.GetIndex(axis) + static_cast<IndexValueType>(radius));
-  region.SetSize(axis, region.GetSize(axis) - 2 * radius);
-  RealImagePointer output = MakeRealImage(region);
+  RegionType region = valueRegion;
+  region.SetIndex(axis, region.GetIndex(axis) + static_cast<IndexValueType>(m_Radius));
+  region.SetSize(axis, region.GetSize(axis) - 2 * m_Radius);
+  output->SetRegions(region);
+  output->Allocate(); // reuses the buffer when it is large enough
 
   const OffsetValueType stride = input->GetOffsetTable()[axis];
-  const unsigned int    width = 2 * radius + 1;
   const float * const   inputBuffer = input->GetBufferPointer();
   float * const         outputBuffer = output->GetBufferPointer();
   this->ForEachLine(
     region,
     [&](const IndexType & lineStart, SizeValueType length) {
       IndexType first = lineStart;
-      first[axis] -= static_cast<IndexValueType>(radius);
-      const float * in = inputBuffer + input->ComputeOffset(first);
-      float *       out = outputBuffer + output->ComputeOffset(lineStart);
+      first[axis] -= static_cast<IndexValueType>(m_Radius);
+      const float * const in = inputBuffer + input->ComputeOffset(first);
+      float * const       out = outputBuffer + output->ComputeOffset(lineStart);
       // Summed in the order of the box's voxels, as the Python package does; one pass per voxel
-      // of the box so that the loops over the line vectorise.
-      std::copy_n(in, length, out);
-      for (unsigned int k = 1; k < width; ++k)
+      // of the box so that the loops along the line vectorise.
+      for (SizeValueType i = 0; i < length; ++i)
       {
-        const float * shifted = in + k * stride;
+        out[i] = value(in, static_cast<OffsetValueType>(i));
+      }
+      for (unsigned int k = 1; k <= 2 * m_Radius; ++k)
+      {
+        const float * const shifted = in + k * stride;
         for (SizeValueType i = 0; i < length; ++i)
         {
-          out[i] += shifted[i];
+          out[i] += value(shifted, static_cast<OffsetValueType>(i));
         }
       }
     },
     progress);
-  return output;
 }
 
 template <typename TInputImage, typename TOutputImage>
@@ -355,44 +360,45 @@ MINDSSCImageFilter<TInputImage, TOutputImage>::GenerateData()
       stage->GetProcessObject());
   }
 
+  // B_v for each v: squared differences summed over the box one index axis at a time, highest
+  // axis first (the array order of the Python package); the first pass computes the squared
+  // differences as it sums. All passes but the last write to two reused scratch images.
   std::vector<RealImagePointer> boxed;
   {
-    const float      share = 0.65f / static_cast<float>(vectors.size() * (ImageDimension + 1));
-    const RegionType squaredRegion = Grown(grow);
+    const unsigned int     passes = m_Radius > 0 ? ImageDimension : 1;
+    const float            share = 0.65f / static_cast<float>(vectors.size() * passes);
+    const RealImagePointer scratch[2] = { RealImageType::New(), RealImageType::New() };
     for (const OffsetType & v : vectors)
     {
-      RealImagePointer squared = MakeRealImage(squaredRegion);
-      OffsetValueType  shift = 0;
+      OffsetValueType shift = 0;
       for (unsigned int axis = 0; axis < ImageDimension; ++axis)
       {
         shift += dilation * v[axis] * padded->GetOffsetTable()[axis];
       }
+      const auto SquaredDifference = [shift](const float * line, OffsetValueType i) {
+        const float difference = line[i] - line[i + shift];
+        return difference * difference;
+      };
+      const auto Value = [](const float * line, OffsetValueType i) { return line[i]; };
+      RealImagePointer map;
+      for (unsigned int pass = 0; pass < passes; ++pass)
       {
-        const auto stage = Stage(share);
-        this->ForEachLine(
-          squaredRegion,
-          [&](const IndexType & lineStart, SizeValueType length) {
-            const float * a = padded->GetBufferPointer() + padded->ComputeOffset(lineStart);
-            const float * b = a + shift;
-            float *       out = squared->GetBufferPointer() + squared->ComputeOffset(lineStart);
-            for (SizeValueType i = 0; i < length; ++i)
-            {
-              const float difference = a[i] - b[i];
-              out[i] = difference * difference;
-            }
-          },
-          stage->GetProcessObject());
-      }
-      // One axis at a time, highest index axis first (the array order of the Python package).
-      for (unsigned int axis = ImageDimension; axis-- > 0;)
-      {
-        const auto stage = Stage(share);
-        if (m_Radius > 0)
+        const unsigned int     axis = ImageDimension - 1 - pass;
+        const RealImagePointer output = pass + 1 < passes ? scratch[pass % 2] : RealImageType::New();
+        const auto             stage = Stage(share);
+        if (pass == 0)
         {
-          squared = this->BoxSumAlongAxis(squared, axis, m_Radius, stage->GetProcessObject());
+          this->BoxSumAlongAxis(padded.GetPointer(), Grown(grow), SquaredDifference, axis, output,
+                                stage->GetProcessObject());
         }
+        else
+        {
+          this->BoxSumAlongAxis(map.GetPointer(), map->GetBufferedRegion(), Value, axis, output,
+                                stage->GetProcessObject());
+        }
+        map = output;
       }
-      boxed.push_back(squared);
+      boxed.push_back(map);
     }
   }
   padded->Initialize();

@@ -1155,6 +1155,9 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::PrintSelf(std::ostream & os,
   }
   os << indent << "LearningRate (normalised grid units): " << m_LearningRate << std::endl;
   os << indent << "Tolerance: " << m_Tolerance << std::endl;
+  os << indent << "NumberOfSpatialSamples: " << m_NumberOfSpatialSamples << std::endl;
+  os << indent << "NumberOfFeatureChannels: " << m_NumberOfFeatureChannels << std::endl;
+  os << indent << "RandomSeed: " << m_RandomSeed << std::endl;
   os << indent << "InitialTransform: " << (m_InitialTransform ? m_InitialTransform->GetNameOfClass() : "none")
      << std::endl;
   os << indent << "CurrentScale: " << m_CurrentScale << std::endl;

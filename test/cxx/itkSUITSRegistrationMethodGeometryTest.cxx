@@ -184,6 +184,72 @@ itkSUITSRegistrationMethodGeometryTest(int, char *[])
   std::cout << "mean intensity error of the warped moving image: " << warpedError / count << std::endl;
   ok &= Check(warpedError / count < 0.02, "ResampleImageFilter with the transform warps the moving image onto the fixed");
 
+  // the work units change nothing: each value is computed by one of them in a fixed order
+  auto threaded = RegistrationType::New();
+  threaded->SetFixedImage(fixed);
+  threaded->SetMovingImage(moving);
+  threaded->SetNumberOfWorkUnits(registration->GetNumberOfWorkUnits() == 3 ? 2 : 3);
+  threaded->Update();
+  double threadDifference = 0.0;
+  for (itk::ImageRegionConstIteratorWithIndex<RegistrationType::DisplacementFieldType> it(
+         threaded->GetTransform()->GetDisplacementField(), fixed->GetLargestPossibleRegion());
+       !it.IsAtEnd();
+       ++it)
+  {
+    threadDifference = std::max(threadDifference, (it.Get() - field->GetPixel(it.GetIndex())).GetNorm());
+  }
+  std::cout << "largest difference between " << registration->GetNumberOfWorkUnits() << " and "
+            << threaded->GetNumberOfWorkUnits() << " work units: " << threadDifference << " mm" << std::endl;
+  ok &= Check(threadDifference < 1e-4, "the result does not depend on the number of work units");
+
+  // a fixed mask: only its voxels drive the grid; the translation is found inside it, and far
+  // from it (beyond the control points it reaches) the field stays small
+  auto mask = RegistrationType::MaskImageType::New();
+  mask->CopyInformation(fixed);
+  mask->SetRegions(fixed->GetLargestPossibleRegion());
+  mask->Allocate();
+  for (itk::ImageRegionIteratorWithIndex<RegistrationType::MaskImageType> it(mask, mask->GetLargestPossibleRegion());
+       !it.IsAtEnd();
+       ++it)
+  {
+    it.Set(it.GetIndex()[0] < 40 ? 1 : 0);
+  }
+  auto masked = RegistrationType::New();
+  masked->SetFixedImage(fixed);
+  masked->SetMovingImage(moving);
+  masked->SetFixedMask(mask);
+  masked->Update();
+  double insideError = 0.0;
+  double outsideLength = 0.0;
+  long   insideCount = 0;
+  long   outsideCount = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<RegistrationType::DisplacementFieldType> it(
+         masked->GetTransform()->GetDisplacementField(), fixed->GetLargestPossibleRegion());
+       !it.IsAtEnd();
+       ++it)
+  {
+    const auto index = it.GetIndex();
+    if (index[1] < 6 || index[1] >= 58)
+    {
+      continue;
+    }
+    if (index[0] >= 6 && index[0] < 34)
+    {
+      insideError += (it.Get() - translation).GetNorm();
+      ++insideCount;
+    }
+    else if (index[0] >= 84)
+    {
+      outsideLength += it.Get().GetNorm();
+      ++outsideCount;
+    }
+  }
+  std::cout << "with a mask on the first 40 columns: mean error inside " << insideError / insideCount
+            << " mm, mean displacement beyond column 84 " << outsideLength / outsideCount << " mm (of "
+            << translation.GetNorm() << ")" << std::endl;
+  ok &= Check(insideError / insideCount < 0.1 && outsideLength / outsideCount < 0.5 * translation.GetNorm(),
+              "the fixed mask restricts the descent");
+
   // an initial transform is composed into the result: given the translation, the field holds it
   auto initial = itk::TranslationTransform<double, 2>::New();
   initial->SetOffset(translation);

@@ -323,6 +323,15 @@ itkMINDSSCImageFilterDefinitionTest(int, char *[])
                                   shortFilter->GetOutput()->GetBufferPointer() + 9 * 6 * 6,
                                   floatFilter->GetOutput()->GetBufferPointer()));
 
+  // A double precision output holds the same values.
+  auto doubleFilter = itk::MINDSSCImageFilter<Image3D, itk::VectorImage<double, 3>>::New();
+  doubleFilter->SetInput(image);
+  doubleFilter->Update();
+  ITK_TEST_EXPECT_TRUE(std::equal(filter->GetOutput()->GetBufferPointer(),
+                                  filter->GetOutput()->GetBufferPointer() + voxels * 12,
+                                  doubleFilter->GetOutput()->GetBufferPointer(),
+                                  [](float single, double twice) { return double{ single } == twice; }));
+
   // Bad input: NaN or infinite values, a dilation of 0, no input.
   auto withNaN = itk::SUITSTest::MakeNoiseImage<Image2D>({ { 8, 8 } }, Image2D::IndexType(), 3);
   withNaN->SetPixel({ { 2, 5 } }, std::numeric_limits<float>::quiet_NaN());

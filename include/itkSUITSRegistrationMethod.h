@@ -37,17 +37,22 @@ namespace itk
  *
  * Blendowski and Heinrich, "Learning interpretable multi-modal features for alignment with
  * supervised iterative descent", MIDL 2019. The same algorithm and defaults as the Python
- * engine of itk_suits (`itk_suits.register`, features "mind", every voxel):
+ * engine of itk_suits (`itk_suits.register` with features "mind", the "native" working grid and
+ * grid spacings in voxels):
  *
  * - Features: the MIND-SSC descriptor (MINDSSCImageFilter) of the fixed image and of the moving
  *   image resampled onto the fixed grid through the initial transform (linear interpolation,
  *   edge values outside), or any feature images given with SetFixedFeatures() and
  *   SetMovingFeatures() (VectorImage, the same number of channels; the moving ones are
- *   resampled the same way).
+ *   resampled the same way). Features of more than NumberOfFeatureChannels (6) channels are
+ *   projected on the pair's leading principal components.
  * - Scales, coarse to fine: a cubic B-spline control grid of the given spacing (fixed voxels;
  *   default 20, 10, 7), control point k of an axis at voxel (k - 1) s, evaluated exactly on a
  *   working level of about five voxels per control spacing (box-filtered and linearly resampled
- *   features). Each scale starts from the least-squares refinement of the previous grid.
+ *   features). Each scale starts from the least-squares refinement of the previous grid. A
+ *   working level of more than NumberOfSpatialSamples (65536) voxels is thinned to a random
+ *   strided lattice every iteration (derivatives of the linear interpolant there, convergence
+ *   and result from the running average of the iterates).
  * - Descent step per working voxel and channel c (eq. 3): \f$\Delta_c = (F_c - M_c) \nabla M_c /
  *   ((M_c - F_c)^2 + |\nabla M_c|^2 + \epsilon)\f$ with \f$M\f$ the warped moving features,
  *   \f$\nabla\f$ central differences, the confidence floor \f$\epsilon\f$ = 0.1 times the mean
@@ -73,7 +78,10 @@ namespace itk
  * GetCurrentScale(), GetCurrentIteration(), GetCurrentMovement() in the observer).
  *
  * The per-voxel work (warping, descent step, B-spline operators) is multithreaded with the
- * MultiThreaderBase of the process object (SetNumberOfWorkUnits()).
+ * MultiThreaderBase of the process object (SetNumberOfWorkUnits(); ITK's default is one work
+ * unit per core, and on a busy machine small images register faster with one). The result does
+ * not depend on the number of work units. The random lattices and channel subsets are drawn
+ * from RandomSeed with the C++ standard library, so they differ from the Python engine's draws.
  *
  * \tparam TFixedImage  scalar image, 2D or 3D.
  * \tparam TMovingImage scalar image of the same dimension.

@@ -267,8 +267,8 @@ private:
   FixedMaskImage() const;
 
   /** \p image resampled to \p size over the same extent (box filter, then linear, per axis). */
-  static ChannelImage
-  Resize(const ChannelImage & image, const SizeType & size);
+  ChannelImage
+  Resize(const ChannelImage & image, const SizeType & size) const;
 
   /** Run one scale from \p coefficients (updated in place). */
   void

@@ -573,12 +573,10 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::FixedMaskImage() const -> Ch
 
 template <typename TFixedImage, typename TMovingImage>
 auto
-SUITSRegistrationMethod<TFixedImage, TMovingImage>::Resize(const ChannelImage & image, const SizeType & size)
+SUITSRegistrationMethod<TFixedImage, TMovingImage>::Resize(const ChannelImage & image, const SizeType & size) const
   -> ChannelImage
 {
   ChannelImage current = image;
-  auto         threader = MultiThreaderBase::New();
-  threader->SetNumberOfWorkUnits(1);
   for (unsigned int a = 0; a < ImageDimension; ++a)
   {
     if (current.Size[a] == size[a])
@@ -594,7 +592,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::Resize(const ChannelImage & 
     }
     std::vector<float> resized;
     SUITSApplyAlongAxis<float, float, ImageDimension + 1>(
-      current.Values, shape, 1, a + 1, SUITSDetail::ResizeMatrix(current.Size[a], size[a]), resized, threader);
+      current.Values, shape, 1, a + 1, SUITSDetail::ResizeMatrix(current.Size[a], size[a]), resized, this->GetMultiThreader());
     current.Values.swap(resized);
     current.Size[a] = size[a];
   }

@@ -37,8 +37,7 @@ namespace itk
  *
  * Blendowski and Heinrich, "Learning interpretable multi-modal features for alignment with
  * supervised iterative descent", MIDL 2019. The same algorithm and defaults as the Python
- * engine of itk_suits (`itk_suits.register` with features "mind", the "native" working grid and
- * grid spacings in voxels):
+ * engine of itk_suits (`itk_suits.register` with features "mind" and the "native" working grid):
  *
  * - Features: the MIND-SSC descriptor (MINDSSCImageFilter) of the fixed image and of the moving
  *   image resampled onto the fixed grid through the initial transform (linear interpolation,
@@ -46,8 +45,8 @@ namespace itk
  *   SetMovingFeatures() (VectorImage, the same number of channels; the moving ones are
  *   resampled the same way). Features of more than NumberOfFeatureChannels (6) channels are
  *   projected on the pair's leading principal components.
- * - Scales, coarse to fine: a cubic B-spline control grid of the given spacing (fixed voxels;
- *   default 20, 10, 7), control point k of an axis at voxel (k - 1) s, evaluated exactly on a
+ * - Scales, coarse to fine: a cubic B-spline control grid of the given spacing (fixed voxels
+ *   or millimetres; default 20, 10, 7 voxels), control point k of an axis at voxel (k - 1) s, evaluated exactly on a
  *   working level of about five voxels per control spacing (box-filtered and linearly resampled
  *   features). Each scale starts from the least-squares refinement of the previous grid. A
  *   working level of more than NumberOfSpatialSamples (65536) voxels is thinned to a random
@@ -151,11 +150,18 @@ public:
   itkSetConstObjectMacro(InitialTransform, InitialTransformType);
   itkGetConstObjectMacro(InitialTransform, InitialTransformType);
 
-  /** Control-point spacing per scale, coarse to fine, in fixed voxels, each at least 2
-   * (default 20, 10, 7). The number of scales. */
+  /** Control-point spacing per scale, coarse to fine, in fixed voxels (or millimetres, see
+   * GridSpacingsInPhysicalUnits), each at least 2 (default 20, 10, 7). The number of scales. */
   void
   SetGridSpacings(const std::vector<double> & spacings);
   itkGetConstReferenceMacro(GridSpacings, std::vector<double>);
+
+  /** Whether the grid spacings are in millimetres (as elastix's FinalGridSpacingInPhysicalUnits)
+   * instead of fixed voxels (default off): on anisotropic voxels the control spacing in voxels
+   * then differs per axis. */
+  itkSetMacro(GridSpacingsInPhysicalUnits, bool);
+  itkGetConstMacro(GridSpacingsInPhysicalUnits, bool);
+  itkBooleanMacro(GridSpacingsInPhysicalUnits);
 
   /** Maximum iterations per scale, or one value for every scale (default 300). */
   void
@@ -320,6 +326,7 @@ private:
   static constexpr SizeValueType PrincipalComponentSamples = 65536; // voxels per image
 
   std::vector<double>       m_GridSpacings{ 20.0, 10.0, 7.0 };
+  bool                      m_GridSpacingsInPhysicalUnits{ false };
   std::vector<unsigned int> m_NumberOfIterations{ 300 };
   std::vector<double>       m_SmoothnessWeights;
   double                    m_LearningRate{ 0.005 };

@@ -297,20 +297,23 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::CheckInputs() const
   }
   const auto   size = grid->GetLargestPossibleRegion().GetSize();
   const double coarsest = *std::max_element(m_GridSpacings.begin(), m_GridSpacings.end());
+  const char * unit = m_GridSpacingsInPhysicalUnits ? " mm" : " voxels";
+  double       smallest = std::numeric_limits<double>::max();
+  bool         fits = true;
   for (unsigned int a = 0; a < ImageDimension; ++a)
   {
-    if (static_cast<double>(size[a]) < coarsest)
-    {
-      SizeValueType smallest = size[0];
-      for (unsigned int b = 1; b < ImageDimension; ++b)
-      {
-        smallest = std::min<SizeValueType>(smallest, size[b]);
-      }
-      itkExceptionMacro("the fixed image (size " << size << ") is smaller than the coarsest control-point spacing ("
-                                                 << coarsest << " voxels) along axis " << a
-                                                 << ": pass smaller grid spacings, e.g. SetGridSpacings({"
-                                                 << std::max<SizeValueType>(2, smallest / 2) << ", ...})");
-    }
+    // the extent in the unit of the grid spacings
+    const double extent = static_cast<double>(size[a]) * (m_GridSpacingsInPhysicalUnits ? grid->GetSpacing()[a] : 1.0);
+    smallest = std::min(smallest, extent);
+    fits = fits && extent >= coarsest;
+  }
+  if (!fits)
+  {
+    itkExceptionMacro("the fixed image (size " << size << ", spacing " << grid->GetSpacing()
+                                               << ") is smaller than the coarsest control-point spacing (" << coarsest
+                                               << unit << ") along an axis: pass smaller grid spacings, e.g. "
+                                               << "SetGridSpacings({" << std::max(2.0, std::floor(smallest / 2.0))
+                                               << ", ...})");
   }
 }
 
@@ -625,7 +628,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::GenerateData()
     SizeType                                               level;
     for (unsigned int a = 0; a < ImageDimension; ++a)
     {
-      spacing[a] = m_GridSpacings[scale];
+      spacing[a] = m_GridSpacings[scale] / (m_GridSpacingsInPhysicalUnits ? this->FixedGrid()->GetSpacing()[a] : 1.0);
       // about five working voxels per control spacing, never fewer than eight voxels per axis
       const SizeValueType factor = std::max<SizeValueType>(
         1, std::min<SizeValueType>(static_cast<SizeValueType>(spacing[a] / VoxelsPerSpacing), (size[a] - 1) / 7));
@@ -1138,7 +1141,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::PrintSelf(std::ostream & os,
     }
     os << std::endl;
   };
-  os << indent << "GridSpacings (voxels):";
+  os << indent << "GridSpacings (" << (m_GridSpacingsInPhysicalUnits ? "mm" : "voxels") << "):";
   print(m_GridSpacings);
   os << indent << "NumberOfIterations:";
   print(m_NumberOfIterations);

@@ -18,7 +18,7 @@
 
 // itk::SUITSRegistrationMethod refuses inputs it cannot register with an itk::ExceptionObject
 // whose message names the problem: missing images, images smaller than the coarsest control
-// spacing, a mask or fixed features on another grid, features of different channel counts or
+// spacing (in voxels or millimetres), a mask or fixed features on another grid, features of different channel counts or
 // on one side only, schedules that do not fit. (Images of different dimensions do not compile.)
 // A valid setting after a refused one registers.
 
@@ -102,6 +102,16 @@ itkSUITSRegistrationMethodBadInputTest(int, char *[])
       r->SetMovingImage(image);
     },
     "smaller than the coarsest control-point spacing (20 voxels)");
+  ImageType::Pointer fine = itk::SUITSTest::MakeNoiseImage<ImageType>({ { 48, 40 } }, ImageType::IndexType(), 8);
+  fine->SetSpacing(0.3);
+  ok &= Refuses(
+    "image smaller than the grid in millimetres",
+    [&](RegistrationType * r) {
+      r->SetFixedImage(fine);
+      r->SetMovingImage(image);
+      r->GridSpacingsInPhysicalUnitsOn();
+    },
+    "smaller than the coarsest control-point spacing (20 mm)");
   ok &= Refuses(
     "mask on another grid",
     [&](RegistrationType * r) {

@@ -19,8 +19,10 @@
 // The output transform of itk::SUITSRegistrationMethod keeps the geometry: on a fixed image with
 // anisotropic spacing, an oblique direction and a non-zero origin, registered to a moving image
 // on another (axis-aligned) grid, a known translation in millimetres is recovered; the field
-// carries the fixed image's origin, spacing, direction and region; an initial transform is
-// composed into the result; and the transform warps the moving image onto the fixed one.
+// carries the fixed image's origin, spacing, direction and region; the same holds with control
+// spacings in millimetres; an initial transform is composed into the result; the transform warps
+// the moving image onto the fixed one; the work units do not change the result; a fixed mask
+// restricts the descent.
 
 #include "itkEuler2DTransform.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
@@ -183,6 +185,19 @@ itkSUITSRegistrationMethodGeometryTest(int, char *[])
   }
   std::cout << "mean intensity error of the warped moving image: " << warpedError / count << std::endl;
   ok &= Check(warpedError / count < 0.02, "ResampleImageFilter with the transform warps the moving image onto the fixed");
+
+  // control spacings in millimetres: different in voxels along the two axes
+  auto physical = RegistrationType::New();
+  physical->SetFixedImage(fixed);
+  physical->SetMovingImage(moving);
+  physical->GridSpacingsInPhysicalUnitsOn();
+  physical->SetGridSpacings({ 24, 12, 8 });
+  physical->Update();
+  const auto physicalError = FieldError(physical->GetTransform(), translation, 6);
+  std::cout << "with control spacings of 24, 12, 8 mm: mean error " << physicalError.first << " mm, largest "
+            << physicalError.second << " mm" << std::endl;
+  ok &= Check(physicalError.first < 0.05 && physicalError.second < 0.25,
+              "the translation is recovered with control spacings in millimetres");
 
   // the work units change nothing: each value is computed by one of them in a fixed order
   auto threaded = RegistrationType::New();

@@ -455,7 +455,7 @@ SUITSRegistrationMethod<TFixedImage, TMovingImage>::ProjectChannels(ChannelImage
   }
   // a random subset of the voxels (every voxel of small images), the same for both images
   const SizeValueType        voxels = fixed.Values.size() / channels;
-  const SizeValueType        subset = std::min<SizeValueType>(voxels, PrincipalComponentSamples);
+  const SizeValueType        subset = std::min(voxels, SizeValueType{ PrincipalComponentSamples });
   std::vector<SizeValueType> chosen(voxels);
   std::iota(chosen.begin(), chosen.end(), SizeValueType{ 0 });
   std::mt19937 generator(static_cast<std::mt19937::result_type>(m_RandomSeed));

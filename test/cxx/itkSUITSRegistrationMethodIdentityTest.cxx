@@ -19,7 +19,7 @@
 // itk::SUITSRegistrationMethod leaves two equal images alone: the displacement stays zero and
 // every scale stops at its first convergence check, in 2D (an oblique, anisotropic grid with a
 // non-zero origin and start index, the moving image a separate copy) and in 3D (with a fixed
-// mask and several work units); the observers see every iteration.
+// mask and several work units); the observers see the start, every iteration and the end.
 
 #include "itkCommand.h"
 #include "itkImageDuplicator.h"
@@ -73,6 +73,16 @@ StaysIdentity(typename itk::Image<float, VDimension>::Pointer image, unsigned in
     state->iteration = method->GetCurrentIteration();
   });
   registration->AddObserver(itk::IterationEvent(), observer);
+  unsigned int starts = 0;
+  unsigned int ends = 0;
+  auto         start = itk::CStyleCommand::New();
+  start->SetClientData(&starts);
+  start->SetCallback([](itk::Object *, const itk::EventObject &, void * data) { ++*static_cast<unsigned int *>(data); });
+  registration->AddObserver(itk::StartEvent(), start);
+  auto end = itk::CStyleCommand::New();
+  end->SetClientData(&ends);
+  end->SetCallback([](itk::Object *, const itk::EventObject &, void * data) { ++*static_cast<unsigned int *>(data); });
+  registration->AddObserver(itk::EndEvent(), end);
   registration->Update();
 
   double largest = 0.0;
@@ -92,13 +102,13 @@ StaysIdentity(typename itk::Image<float, VDimension>::Pointer image, unsigned in
     std::cout << ' ' << n;
   }
   std::cout << ", " << seen.events << " iteration events, last at scale " << seen.scale << " iteration "
-            << seen.iteration << std::endl;
+            << seen.iteration << ", " << starts << " start and " << ends << " end event" << std::endl;
   bool ok = largest < 1e-6 && run.size() == 2 && run[0] == 10 && run[1] == 10 && seen.events == 20 &&
-            seen.scale == 1 && seen.iteration == 10;
+            seen.scale == 1 && seen.iteration == 10 && starts == 1 && ends == 1;
   if (!ok)
   {
     std::cerr << "FAILED: equal images must give a zero field, stop at the first check of each scale and notify "
-                 "every iteration"
+                 "every iteration, the start and the end"
               << std::endl;
   }
   return ok;

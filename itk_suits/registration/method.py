@@ -167,7 +167,7 @@ class SuitsRegistrationMethod:
         self._set(channels=channels)
 
     def SetMetric(self, metric: str) -> None:
-        """``"features"`` (default), ``"mi"`` (Mattes mutual information) or ``"features+mi"``."""
+        """``"features+mi"`` (default), ``"features"`` or ``"mi"`` (Mattes mutual information alone)."""
         self._set(metric=metric)
 
     def SetMutualInformationWeight(self, weight) -> None:

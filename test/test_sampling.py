@@ -148,3 +148,23 @@ def test_large_images_are_described_on_a_coarser_grid_and_the_field_covers_every
     inner = field[8:-8, 8:-8]
     assert abs(np.median(inner[..., 0]) - 3 * 0.5) < 0.3 and abs(np.median(inner[..., 1])) < 0.3
     np.testing.assert_allclose(np.asarray(result.control_spacing), (10.0, 10.0), rtol=0.05)  # in fixed voxels
+
+
+def test_a_coarser_feature_grid_whose_spacing_divides_the_extent_gets_its_transform(monkeypatch):
+    """7 fixed voxels are 7 / (189 / 94) feature voxels on a 190-voxel axis halved: in floating point that
+    spacing divides the 94-voxel extent a hair short of 27 times; the grids must still agree."""
+    import numpy as np
+
+    import itk_suits
+    from itk_suits.core import control_grid_shape
+    from itk_suits.registration import inputs
+
+    for n in range(20, 400):
+        for reduction in (2, 3, 4):
+            m = int(round((n - 1) / reduction)) + 1
+            assert control_grid_shape((m,), (7.0 / ((n - 1) / (m - 1)),)) == control_grid_shape((n,), (7.0,))
+    image = phantom((190, 24), seed=7, blobs=12)
+    monkeypatch.setattr(inputs, "FEATURE_VOXELS", 190 * 24 // 2)
+    result = itk_suits.register(image, np.roll(image, 2, axis=0), grid_spacings=(7,), iterations=5)
+    assert result.log[-1]["working_shape"] == [95, 13]
+    assert result.displacement_field.shape == (190, 24, 2)

@@ -47,8 +47,19 @@ def control_grid_shape(shape: Sequence[int], spacing: Sequence[float]) -> tuple[
         Image size in array order (z, y, x).
     spacing : sequence of float
         Control-point spacing per axis in voxels, array order.
+
+    Notes
+    -----
+    A spacing converted between grids of the same extent (e.g. 7 fixed voxels
+    as ``7 / (189 / 94)`` working voxels) can divide the extent a hair short
+    of a whole number in floating point; such ratios count as whole, so that
+    both grids get the same control points.
     """
-    return tuple(int(math.floor((n - 1) / s)) + 4 for n, s in zip(shape, spacing))
+    return tuple(int(math.floor((n - 1) / s + _WHOLE_TOLERANCE)) + 4 for n, s in zip(shape, spacing))
+
+
+#: Ratios of extent to spacing this close below a whole number are that number (round-off).
+_WHOLE_TOLERANCE = 1e-9
 
 
 def basis_matrix(

@@ -141,8 +141,7 @@ def test_available_host_memory_is_measured_portably():
 
 
 def test_a_registration_that_cannot_fit_is_refused_before_any_work(pair, monkeypatch):
-    # the 6 MIND-SSC channels and the moving intensity of the default metric's mutual information
-    need = resources.memory_estimate(SIZE[::-1], 7, torch.device("cpu"))["host"]
+    need = resources.memory_estimate(SIZE[::-1], 6, torch.device("cpu"))["host"]
     monkeypatch.setattr(resources, "available_memory", lambda device: need - 1)
     with pytest.raises(ResourceError, match=r"\(44, 40\).*GiB"):
         itk_suits.register(*pair, device="cpu", **FAST)

@@ -210,6 +210,21 @@ def test_a_scale_of_mutual_information_weight_zero_follows_the_features_alone(mo
     assert not np.allclose(coarse.displacement_field, features)
 
 
+def test_the_default_metric_adds_mutual_information_to_volumes_only(monkeypatch):
+    import itk_suits
+    import itk_suits.core.optimizer as optimizer
+
+    calls = []
+    force = optimizer.mutual_information_force
+    monkeypatch.setattr(optimizer, "mutual_information_force", lambda *a, **k: calls.append(1) or force(*a, **k))
+    fixed, moving, _ = _known_multimodal_pair((40, 44), 2.0)
+    flat = itk_suits.register(fixed, moving, grid_spacings=(12,), iterations=10)
+    assert flat.parameters.metric == "features" and not calls
+    volume = np.repeat(fixed[None], 20, axis=0)
+    solid = itk_suits.register(volume, np.roll(volume, 1, axis=2), grid_spacings=(12,), iterations=10)
+    assert solid.parameters.metric == "features+mi" and calls
+
+
 @pytest.mark.parametrize("change", [dict(metric="ssd"), dict(mi_weight=-1.0), dict(mi_weight=(1.0, 0.5)),
                                     dict(mi_bins=2)])
 def test_invalid_metric_settings_are_refused(change):

@@ -79,7 +79,8 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
                              f"{DEFAULT_CHANNELS}; 'all': every channel)")
     parser.add_argument("--metric", choices=METRICS,
                         help=f"what drives the grid: the feature step, Mattes mutual information of the "
-                             f"intensities, or both (default: {DEFAULT_METRIC})")
+                             f"intensities, or both; 'auto': both for volumes, the features for 2D images "
+                             f"(default: {DEFAULT_METRIC})")
     parser.add_argument("--mi-weight", nargs="+", type=float, metavar="WEIGHT",
                         help=f"weight of the mutual information step with --metric features+mi, per scale or one "
                              f"for all scales (default: {COARSE_MI_WEIGHT:g} coarse, {FINE_MI_WEIGHT:g} finest)")

@@ -90,10 +90,11 @@ def register(
     linear : {None, "none", "rigid", "affine"}
         Linear stage before the B-spline stage, on the same features (see
         :class:`RegistrationParameters`); ``result.linear_transform`` holds its result.
-    metric : {"features", "mi", "features+mi"}
+    metric : {"auto", "features", "mi", "features+mi"}
         The feature step, Mattes mutual information of the intensities, or
-        the feature step plus ``mi_weight`` times the mutual information step
-        (the default; see :class:`RegistrationParameters`).
+        the feature step plus ``mi_weight`` times the mutual information step;
+        ``"auto"`` (default) is ``"features+mi"`` for volumes and
+        ``"features"`` for 2D images (see :class:`RegistrationParameters`).
     mi_weight : float or sequence of float, optional
         Weight of the mutual information step with ``"features+mi"``, one
         for all scales or one per scale (0: that scale follows the features

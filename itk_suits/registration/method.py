@@ -30,6 +30,7 @@ from ..errors import ParameterError, RegistrationError
 from ..features import get_feature_extractor
 from ..interop import images as image_io
 from ..interop import transforms as transform_io
+from ..schedule import resolved_metric
 from . import inputs, resources
 from .batch import BatchDescent, PreparedPair, descend
 from .linear_stage import run_linear_stage
@@ -167,7 +168,7 @@ class SuitsRegistrationMethod:
         self._set(channels=channels)
 
     def SetMetric(self, metric: str) -> None:
-        """``"features+mi"`` (default), ``"features"`` or ``"mi"`` (Mattes mutual information alone)."""
+        """``"auto"`` (default: ``"features+mi"`` in 3D, ``"features"`` in 2D), ``"features"``, ``"mi"`` or ``"features+mi"``."""
         self._set(metric=metric)
 
     def SetMutualInformationWeight(self, weight) -> None:
@@ -270,6 +271,7 @@ class SuitsRegistrationMethod:
         start = time.perf_counter()
         parameters = self._parameters.validated()
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
+        parameters = replace(parameters, metric=resolved_metric(parameters.metric, fixed.GetDimension()))
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
         # metric="mi" needs no features; the mutual information adds the intensity as one channel
         extractor = None if parameters.metric == "mi" else get_feature_extractor(parameters.features)

@@ -114,8 +114,11 @@ class RegistrationParameters:
     metric : str
         What drives the grid: ``"features"`` (the feature step), ``"mi"``
         (Mattes mutual information of the intensities; no features are
-        computed) or ``"features+mi"`` (the default: the feature step plus
-        ``mi_weight`` times the mutual information step).
+        computed), ``"features+mi"`` (the feature step plus ``mi_weight`` times
+        the mutual information step) or ``"auto"`` (the default:
+        ``"features+mi"`` for volumes, ``"features"`` for 2D images; see
+        :func:`~itk_suits.schedule.resolved_metric`). The result's parameters
+        hold the metric that ran.
     mi_weight : float or sequence of float
         Weight of the mutual information step with ``"features+mi"``, at least 0,
         one for all scales or one per scale (default

@@ -24,8 +24,8 @@
 
 #include "itkEuler3DTransform.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
-#include "itkImageRegionIteratorWithIndex.h"
 #include "itkMINDSSCImageFilter.h"
+#include "itkSUITSTestImages.h"
 #include "itkSUITSRegistrationMethod.h"
 
 #include <cmath>
@@ -56,12 +56,7 @@ MakeImage(TFunction value)
   spacing[2] = 1.3;
   image->SetSpacing(spacing);
   image->Allocate();
-  for (itk::ImageRegionIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
-  {
-    PointType point;
-    image->TransformIndexToPhysicalPoint(it.GetIndex(), point);
-    it.Set(static_cast<float>(value(point)));
-  }
+  itk::SUITSTest::FillFromPhysicalPoints(image.GetPointer(), value);
   return image;
 }
 

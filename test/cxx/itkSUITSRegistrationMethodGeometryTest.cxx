@@ -28,6 +28,7 @@
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIteratorWithIndex.h"
 #include "itkResampleImageFilter.h"
+#include "itkSUITSTestImages.h"
 #include "itkSUITSRegistrationMethod.h"
 #include "itkTranslationTransform.h"
 
@@ -63,12 +64,7 @@ MakeImage(const ImageType::SizeType &      size,
   image->SetOrigin(origin);
   image->SetDirection(direction);
   image->Allocate();
-  for (itk::ImageRegionIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
-  {
-    PointType point;
-    image->TransformIndexToPhysicalPoint(it.GetIndex(), point);
-    it.Set(static_cast<float>(value(point)));
-  }
+  itk::SUITSTest::FillFromPhysicalPoints(image.GetPointer(), value);
   return image;
 }
 

@@ -54,6 +54,19 @@ MakeNoiseImage(const typename TImage::SizeType & size,
   }
   return image;
 }
+
+/** Sets every voxel of the allocated `image` to `value(point)`, `point` its physical position (mm). */
+template <typename TImage, typename TFunction>
+void
+FillFromPhysicalPoints(TImage * image, TFunction value)
+{
+  for (ImageRegionIteratorWithIndex<TImage> it(image, image->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+  {
+    typename TImage::PointType point;
+    image->TransformIndexToPhysicalPoint(it.GetIndex(), point);
+    it.Set(static_cast<typename TImage::PixelType>(value(point)));
+  }
+}
 } // namespace SUITSTest
 } // namespace itk
 

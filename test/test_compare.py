@@ -235,7 +235,7 @@ def test_cli_compare_writes_the_report_and_prints_the_table(tmp_path, capsys):
     output = tmp_path / "report"
     code = main(["compare", paths["fixed"], paths["moving"], "--fixed-labels", paths["fixed_labels"],
                  "--moving-labels", paths["moving_labels"], "--methods", "suits-mind", "--iterations", "20",
-                 "--threads", "1", "-o", str(output), "--quiet"])
+                 "--threads", "1", "--metric", "features", "--modalities", "mr", "ct", "-o", str(output), "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0
     assert (output / "report.html").is_file() and (output / "figures" / "pair.png").is_file()
@@ -244,7 +244,8 @@ def test_cli_compare_writes_the_report_and_prints_the_table(tmp_path, capsys):
     recorded = json.loads((output / "results.json").read_text())
     assert recorded["pairs"][0]["fixed"] == paths["fixed"]
     assert f"fixed {paths['fixed']}" in (output / "report.md").read_text()
-    assert recorded["settings"]["suits_options"] == {"iterations": [20]}
+    assert recorded["settings"]["suits_options"] == {"iterations": [20], "metric": "features",
+                                                     "modalities": ["mr", "ct"]}
 
 
 def test_cli_reports_an_unknown_method_on_one_line(tmp_path, capsys):

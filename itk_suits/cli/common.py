@@ -48,15 +48,28 @@ def one_line(error: BaseException) -> str:
     return " ".join(lines) or type(error).__name__
 
 
+def add_modalities_option(parser: argparse.ArgumentParser) -> None:
+    """``--modalities FIXED MOVING``: the images' modalities, for models with one network per modality."""
+    parser.add_argument("--modalities", nargs=2, metavar=("FIXED", "MOVING"),
+                        help="modalities of the fixed and the moving image, e.g. 'mr ct': a learned model with "
+                             "one network per modality uses the network of each image's modality (ignored by "
+                             "MIND-SSC and modality-agnostic features)")
+
+
+def add_metric_option(parser: argparse.ArgumentParser) -> None:
+    """``--metric``: what drives the B-spline grid."""
+    parser.add_argument("--metric", choices=METRICS,
+                        help=f"what drives the grid: the feature step, Mattes mutual information of the "
+                             f"intensities, or both; 'auto': both for volumes, the features for 2D images "
+                             f"(default: {DEFAULT_METRIC})")
+
+
 def add_registration_options(parser: argparse.ArgumentParser, initial_transform_note: str = "") -> None:
     """The features and the schedule of the subcommands that register with SUITS."""
     parser.add_argument("--features", help="'mind' (MIND-SSC, multi-modal, default), 'intensity', "
                                            "'pretrained', a shipped model's name, a model folder, or e.g. "
                                            "'mind+DIR'")
-    parser.add_argument("--modalities", nargs=2, metavar=("FIXED", "MOVING"),
-                        help="modalities of the fixed and the moving image, e.g. 'mr ct': a learned model with "
-                             "one network per modality uses the network of each image's modality (ignored by "
-                             "MIND-SSC and modality-agnostic features)")
+    add_modalities_option(parser)
     parser.add_argument("--initial-transform", metavar="TRANSFORM",
                         help="'identity' (default), 'geometry' (image centres), 'moments' "
                              "(centres of mass) or a transform file" + initial_transform_note)
@@ -77,10 +90,7 @@ def add_registration_options(parser: argparse.ArgumentParser, initial_transform_
     parser.add_argument("--channels", type=_count_or_all, metavar="N|all",
                         help=f"feature channels kept, on the pair's principal components (default: "
                              f"{DEFAULT_CHANNELS}; 'all': every channel)")
-    parser.add_argument("--metric", choices=METRICS,
-                        help=f"what drives the grid: the feature step, Mattes mutual information of the "
-                             f"intensities, or both; 'auto': both for volumes, the features for 2D images "
-                             f"(default: {DEFAULT_METRIC})")
+    add_metric_option(parser)
     parser.add_argument("--mi-weight", nargs="+", type=float, metavar="WEIGHT",
                         help=f"weight of the mutual information step with --metric features+mi, per scale or one "
                              f"for all scales (default: {COARSE_MI_WEIGHT:g} coarse, {FINE_MI_WEIGHT:g} finest)")

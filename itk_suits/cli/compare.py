@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import DEVICE_HELP, SLICE_AXES, SPACINGS_HELP, check_output_directory, given
+from .common import (DEVICE_HELP, SLICE_AXES, SPACINGS_HELP, add_metric_option, add_modalities_option,
+                     check_output_directory, given)
 
 
 def add(subparsers) -> None:
@@ -34,6 +35,8 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-spacings", nargs="+", type=float, metavar="VOXELS",
                         help="SUITS: " + SPACINGS_HELP)
     parser.add_argument("--device", help="SUITS: " + DEVICE_HELP)
+    add_metric_option(parser)
+    add_modalities_option(parser)
     parser.add_argument("--elastix-parameters", nargs="+", metavar="FILE",
                         help="elastix parameter files for the methods elastix and simpleelastix, "
                              "instead of elastix's default affine and B-spline maps")
@@ -59,7 +62,7 @@ def _comparison_options(arguments: argparse.Namespace) -> dict:
         "initial_transform": arguments.initial_transform,
         "repeats": arguments.repeats,
         "threads": arguments.threads,
-        "suits_options": given(arguments, "iterations", "grid_spacings", "device"),
+        "suits_options": given(arguments, "iterations", "grid_spacings", "device", "metric", "modalities"),
         "elastix_maps": {method: files for method in ("elastix", "simpleelastix")} if files else None,
         "simpleelastix_python": arguments.simpleelastix_python,
         "ants_python": arguments.ants_python,

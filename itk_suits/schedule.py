@@ -96,16 +96,19 @@ METRICS = ("auto", "features", "mi", "features+mi")
 DEFAULT_METRIC = "auto"
 #: Weights of the mutual information step added to the feature step with
 #: ``metric="features+mi"`` on the coarse scales and on the finest one,
-#: chosen on development pairs: at full weight on the finest scale the
-#: mutual information pulls small structures (a spinal cord) off the features'
-#: alignment, without it the rendered CT -> MR pairs lose most of its gain.
+#: chosen on development pairs: at full weight on the finest scale the mutual
+#: information pulls small structures off the features' alignment (spinal
+#: cord T2w <- T1w 0.921 at 0.25, 0.906 at 1), while CT <- -> MR pairs of
+#: different people gain from it (0.528 at 0.25, 0.581 at 1; README, "Which
+#: settings for which problem").
 COARSE_MI_WEIGHT = 1.0
 FINE_MI_WEIGHT = 0.25
 #: Histogram bins per image of the mutual information.
 DEFAULT_MI_BINS = 32
 #: Mean magnitude, in working voxels, the mutual information step is scaled to
-#: at the start of each scale: about the mean magnitude of the MIND feature
-#: step (0.06-0.07 voxel on development pairs; at most 0.5 per channel). At 0.5
+#: at the start of each scale with ``metric="mi"`` (with features it takes the
+#: feature step's mean magnitude instead, 0.06-0.07 voxel on development pairs
+#: for MIND-SSC; at most 0.5 per channel). At 0.5
 #: the MI step outweighs the smoothness penalty: on a development CHAOS MR pair
 #: it folded (0.2 % of voxels) and never converged, with a lower Dice.
 MI_STEP_SIZE = 0.1

@@ -77,14 +77,17 @@ from itk_suits.training.rendering import render_ct  # noqa: E402
 from support import means, number, set_threads, table, versions  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
-SPLITS = ("dev", "benchmark")
+SPLITS = ("dev", "validation", "benchmark")
 CASES = ("chaos-2d", "ct-mr-2d", "prostate-2d", "prostate-3d", "chaos-3d", "ct-mr-3d")
 DEFAULT_METHODS = ("none", "elastix", "elastix-bspline", "suits")
 
 CHAOS = "chaos_mr_t2"
 CHAOS_ORGANS = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
 CHAOS_KIDNEYS = (2, 3)
-CHAOS_SUBJECTS = {"dev": (1, 2, 3, 5, 8, 10, 13, 15, 19, 20, 21, 22),
+#: Development subjects and CT label maps never trained on (benchmarks/train_abdomen.py), for choosing between
+#: trained feature models: ``--split validation``.
+VALIDATION = {"chaos": (19, 20, 21, 22), "ct": ("word_0050", "word_0052", "word_0054", "word_0057")}
+CHAOS_SUBJECTS = {"dev": (1, 2, 3, 5, 8, 10, 13, 15, 19, 20, 21, 22), "validation": VALIDATION["chaos"],
                   "benchmark": (31, 32, 33, 34, 36, 37, 38, 39)}
 #: (fixed, moving) subject pairs: consecutive subjects of each split.
 CHAOS_PAIRS = {split: tuple(zip(subjects[::2], subjects[1::2])) for split, subjects in CHAOS_SUBJECTS.items()}
@@ -101,8 +104,8 @@ CT_ORGANS = {"word": {1: (1,), 2: (4,), 3: (3,), 4: (2,)},
 
 
 def _ct_files() -> dict:
-    files = {f"word_{s}": (f"word_ct_labels/word_{s}.nii.gz", "word") for split in SPLITS
-             for s in WORD_SUBJECTS[split]}
+    files = {f"word_{s}": (f"word_ct_labels/word_{s}.nii.gz", "word") for subjects in WORD_SUBJECTS.values()
+             for s in subjects}
     files["amos_0013"] = ("amos_ct_label/amos_0013_label.nii.gz", "amos")
     files["icrp110_AM"] = ("icrp110_phantoms/ICRP110_AM_organID.nii.gz", "icrp110")
     files["icrp110_AF"] = ("icrp110_phantoms/ICRP110_AF_organID.nii.gz", "icrp110")
@@ -112,6 +115,7 @@ def _ct_files() -> dict:
 CT_FILES = _ct_files()
 #: (fixed CHAOS subject, moving CT label map) per split.
 CT_PAIRS = {"dev": tuple(zip(CHAOS_SUBJECTS["dev"], [f"word_{s}" for s in WORD_SUBJECTS["dev"][:6]])),
+            "validation": tuple(zip(VALIDATION["chaos"], VALIDATION["ct"])),
             "benchmark": ((31, "word_0060"), (32, "word_0069"), (33, "word_0074"), (34, "amos_0013"),
                           (36, "icrp110_AM"), (37, "icrp110_AF"))}
 CT_SPACING_MM = 2.0
@@ -121,9 +125,14 @@ RENDER_MARGIN_MM = (90.0, 90.0, 30.0)
 
 PROSTATE = "prostate_mr_us"
 PROSTATE_PAIRS = {"dev": ("obs000", "obs010", "obs020", "obs030", "obs040", "obs050"),
+                  "validation": ("obs005", "obs015", "obs025", "obs035", "obs045"),
                   "benchmark": ("obs060", "obs070", "obs080", "obs090", "obs100", "obs105")}
 
 INITIAL = {"chaos": "moments", "ct-mr": "moments", "prostate": "geometry"}
+#: ``--mr-contrast``: the CHAOS MR as it is, or through a fixed intensity curve (knots on the 0.5-99.5
+#: percentile range -> output): "t1-like" keeps air dark and inverts the rest, so that fat (suppressed in
+#: T2-SPIR) and the liver turn brighter than the spleen and kidneys and fluid turns dark, as in T1-weighted MR.
+MR_CONTRASTS = {"t2-spir": None, "t1-like": ((0.0, 0.1, 0.3, 0.6, 1.0), (0.0, 0.9, 0.7, 0.4, 0.15))}
 
 #: --quick: CHAOS subsampled (4, 4, 1), CT at 4 mm, elastix capped, one pair per case, one repeat.
 QUICK_SHRINK = (4, 4, 1)
@@ -145,7 +154,8 @@ class Pair:
     """One registration problem: images, the common initial transform, how a result is scored.
 
     ``score(transform, field)`` gives the numbers of one result; ``fixed_labels`` and ``moving_labels``
-    (the first channel for the prostate) are drawn in the picture.
+    (the first channel for the prostate) are drawn in the picture; ``modalities`` (fixed, moving), e.g.
+    ``("mr", "ct")``, are passed to every SUITS method, as a user would name them.
     """
 
     name: str
@@ -155,6 +165,7 @@ class Pair:
     fixed_labels: sitk.Image
     moving_labels: sitk.Image
     score: Callable[[Optional[sitk.Transform], Optional[sitk.Image]], dict]
+    modalities: tuple
     notes: dict = field(default_factory=dict)
 
 
@@ -182,7 +193,7 @@ def centroid_slice(labels: sitk.Image, values) -> int:
     return int(round(float(z.mean())))
 
 
-def organ_pair(name, fixed, fixed_labels, moving, moving_labels, initial, two_d, notes=None) -> Pair:
+def organ_pair(name, fixed, fixed_labels, moving, moving_labels, initial, two_d, modalities, notes=None) -> Pair:
     """A CHAOS-organ pair, 3D or reduced to each image's kidney-centroid slice."""
     if two_d:
         kf, km = centroid_slice(fixed_labels, CHAOS_KIDNEYS), centroid_slice(moving_labels, CHAOS_KIDNEYS)
@@ -190,27 +201,39 @@ def organ_pair(name, fixed, fixed_labels, moving, moving_labels, initial, two_d,
         moving, moving_labels = axial_slice(moving, km), axial_slice(moving_labels, km)
         notes = {**(notes or {}), "fixed_slice": kf, "moving_slice": km}
     return Pair(name, fixed, moving, initial, fixed_labels, moving_labels,
-                lambda t, f: organ_scores(fixed_labels, moving_labels, t, f), notes or {})
+                lambda t, f: organ_scores(fixed_labels, moving_labels, t, f), modalities, notes or {})
 
 
-def read_chaos(data: Path, subject: int, shrink):
-    def read(kind, pixel):
-        image = sitk.ReadImage(str(data / CHAOS / f"{kind}_{subject}.nii.gz"), pixel)
-        return sitk.Shrink(image, shrink) if shrink else image
-    return read("image", sitk.sitkFloat32), read("label", sitk.sitkUInt8)
-
-
-def chaos_case(data: Path, pairs, two_d: bool, shrink) -> list[Pair]:
-    result = []
-    for fixed_subject, moving_subject in pairs:
-        fixed, fixed_labels = read_chaos(data, fixed_subject, shrink)
-        moving, moving_labels = read_chaos(data, moving_subject, shrink)
-        result.append(organ_pair(f"{fixed_subject} <- {moving_subject}", fixed, fixed_labels, moving,
-                                 moving_labels, INITIAL["chaos"], two_d))
+def mr_contrast(image: sitk.Image, contrast: str) -> sitk.Image:
+    """The CHAOS T2-SPIR image as it is (``"t2-spir"``) or mapped through :data:`MR_CONTRASTS`'s curve."""
+    if MR_CONTRASTS[contrast] is None:
+        return image
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = np.percentile(array, (0.5, 99.5))
+    curve = np.interp(np.clip((array - low) / (high - low), 0, 1), *MR_CONTRASTS[contrast])
+    result = sitk.GetImageFromArray((1000 * curve).astype(np.float32))
+    result.CopyInformation(image)
     return result
 
 
-def _crop_physical(image: sitk.Image, low, high) -> sitk.Image:
+def read_chaos(data: Path, subject: int, shrink, contrast: str = "t2-spir"):
+    def read(kind, pixel):
+        image = sitk.ReadImage(str(data / CHAOS / f"{kind}_{subject}.nii.gz"), pixel)
+        return sitk.Shrink(image, shrink) if shrink else image
+    return mr_contrast(read("image", sitk.sitkFloat32), contrast), read("label", sitk.sitkUInt8)
+
+
+def chaos_case(data: Path, pairs, two_d: bool, shrink, contrast: str) -> list[Pair]:
+    result = []
+    for fixed_subject, moving_subject in pairs:
+        fixed, fixed_labels = read_chaos(data, fixed_subject, shrink, contrast)
+        moving, moving_labels = read_chaos(data, moving_subject, shrink, contrast)
+        result.append(organ_pair(f"{fixed_subject} <- {moving_subject}", fixed, fixed_labels, moving,
+                                 moving_labels, INITIAL["chaos"], two_d, ("mr", "mr")))
+    return result
+
+
+def crop_physical(image: sitk.Image, low, high) -> sitk.Image:
     """The part of ``image`` inside the physical box [low, high] (mm, any direction)."""
     corners = [image.TransformPhysicalPointToContinuousIndex([float(c) for c in (x, y, z)])
                for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])]
@@ -219,7 +242,7 @@ def _crop_physical(image: sitk.Image, low, high) -> sitk.Image:
     return sitk.RegionOfInterest(image, [int(v) for v in last - first + 1], [int(v) for v in first])
 
 
-def _physical_box(labels: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+def physical_box(labels: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     """Physical bounding box (mm) of the non-zero voxels."""
     index = np.argwhere(sitk.GetArrayViewFromImage(labels) > 0)
     corners = [labels.TransformContinuousIndexToPhysicalPoint([float(v) for v in c[::-1]])
@@ -239,26 +262,26 @@ def rendered_ct(data: Path, name: str, seed: int, spacing: float) -> tuple[sitk.
         organs[np.isin(array, values)] = chaos_label
     organ_image = sitk.GetImageFromArray(organs)
     organ_image.CopyInformation(labels)
-    low, high = _physical_box(organ_image)
+    low, high = physical_box(organ_image)
     render_margin = np.asarray(RENDER_MARGIN_MM)
-    cropped = _crop_physical(labels, low - render_margin, high + render_margin)
+    cropped = crop_physical(labels, low - render_margin, high + render_margin)
     ct = render_ct(cropped, source, seed, spacing=[spacing] * 3)
     phase = ct.GetMetaData("ct_phase")
-    ct = _crop_physical(ct, low - CT_MARGIN_MM, high + CT_MARGIN_MM)
+    ct = crop_physical(ct, low - CT_MARGIN_MM, high + CT_MARGIN_MM)
     return ct, resample(organ_image, ct, None, "nearest"), phase
 
 
-def ct_mr_case(data: Path, pairs, two_d: bool, shrink, spacing: float) -> list[Pair]:
+def ct_mr_case(data: Path, pairs, two_d: bool, shrink, spacing: float, contrast: str) -> list[Pair]:
     result = []
     for seed, (fixed_subject, name) in enumerate(pairs):
-        fixed, fixed_labels = read_chaos(data, fixed_subject, shrink)
+        fixed, fixed_labels = read_chaos(data, fixed_subject, shrink, contrast)
         ct, ct_labels, phase = rendered_ct(data, name, seed, spacing)
         notes = {"ct_seed": seed, "ct_phase": phase, "ct_size": list(ct.GetSize()),
                  "initial_dice_mean": {method: organ_scores(fixed_labels, ct_labels,
                                                             initial_alignment(fixed, ct, method), None)["dice_mean"]
                                        for method in ("moments", "geometry")}}
         result.append(organ_pair(f"{fixed_subject} <- {name} CT ({phase})", fixed, fixed_labels, ct, ct_labels,
-                                 INITIAL["ct-mr"], two_d, notes))
+                                 INITIAL["ct-mr"], two_d, ("mr", "ct"), notes))
     return result
 
 
@@ -282,7 +305,8 @@ def prostate_case(data: Path, names, two_d: bool) -> list[Pair]:
             scores.setdefault("folding_percent", None)
             return scores
 
-        result.append(Pair(name, mr, us, INITIAL["prostate"], mr_labels[0], us_labels[0], score, notes))
+        result.append(Pair(name, mr, us, INITIAL["prostate"], mr_labels[0], us_labels[0], score, ("mr", "us"),
+                           notes))
     return result
 
 
@@ -292,10 +316,10 @@ def case_pairs(case: str, arguments) -> list[Pair]:
     limit = arguments.pairs_limit_3d if (not two_d and arguments.pairs_limit_3d) else arguments.pairs_limit
     shrink = QUICK_SHRINK if arguments.quick else None
     if family == "chaos":
-        return chaos_case(arguments.data, CHAOS_PAIRS[split][:limit], two_d, shrink)
+        return chaos_case(arguments.data, CHAOS_PAIRS[split][:limit], two_d, shrink, arguments.mr_contrast)
     if family == "ct-mr":
         spacing = QUICK_CT_SPACING_MM if arguments.quick else CT_SPACING_MM
-        return ct_mr_case(arguments.data, CT_PAIRS[split][:limit], two_d, shrink, spacing)
+        return ct_mr_case(arguments.data, CT_PAIRS[split][:limit], two_d, shrink, spacing, arguments.mr_contrast)
     return prostate_case(arguments.data, PROSTATE_PAIRS[split][:limit], two_d)
 
 
@@ -332,7 +356,7 @@ class MethodUnavailable(Exception):
 
 
 def _none(settings):
-    def run(fixed, moving, initial):
+    def run(fixed, moving, initial, modalities):
         return Output(initial_alignment(fixed, moving, initial), None)
     return run
 
@@ -342,7 +366,7 @@ def _elastix(maps):
         overrides = {"MaximumNumberOfIterations": QUICK_ELASTIX_ITERATIONS} if settings["quick"] else None
         parameter_maps = [default_parameter_map(name, overrides=overrides) for name in maps]
 
-        def run(fixed, moving, initial):
+        def run(fixed, moving, initial, modalities):
             result = run_elastix(fixed, moving, parameter_maps=parameter_maps, threads=settings["threads"],
                                  initial_transform=initial)
             return Output(result.transform, result.displacement_field)
@@ -363,7 +387,7 @@ def _peer(runner: str, finder: str):
         if interpreter is None:
             raise MethodUnavailable(reason)
 
-        def run(fixed, moving, initial):
+        def run(fixed, moving, initial, modalities):
             result = function(fixed, moving, threads=settings["threads"], initial_transform=initial)
             return Output(result.transform, result.displacement_field)
         return run
@@ -372,15 +396,15 @@ def _peer(runner: str, finder: str):
 
 def suits_method(options: dict):
     def make(settings):
-        def run(fixed, moving, initial):
+        def run(fixed, moving, initial, modalities):
             result = itk_suits.register(fixed, moving, threads=settings["threads"], initial_transform=initial,
-                                        **options)
+                                        **{"modalities": modalities, **options})
             return Output(result.transform, result.displacement_field)
         return run
     return make
 
 
-#: Method name -> factory(settings) -> run(fixed, moving, initial) -> Output. Peers are added here by name.
+#: Method name -> factory(settings) -> run(fixed, moving, initial, modalities) -> Output. Peers are added here by name.
 METHODS: dict[str, Callable] = {
     "none": _none,
     "elastix": _elastix(("affine", "bspline")),
@@ -454,7 +478,7 @@ def run_case(case: str, pairs: list[Pair], methods: dict, suits_names, repeats: 
                 wall = []
                 for _ in range(repeats):
                     start = time.perf_counter()
-                    output = method(pair.fixed, pair.moving, pair.initial)
+                    output = method(pair.fixed, pair.moving, pair.initial, pair.modalities)
                     wall.append(time.perf_counter() - start)
                 rows[name] = {**pair.score(output.transform, output.displacement_field), "seconds": wall,
                               "median_seconds": statistics.median(wall)}
@@ -569,6 +593,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="an extra SUITS method with these register() options (repeatable)")
     parser.add_argument("--suits-option", action="append", default=[], metavar="KEY=VALUE",
                         help="register() option of one extra SUITS method, as in bench_speed.py (repeatable)")
+    parser.add_argument("--mr-contrast", choices=list(MR_CONTRASTS), default="t2-spir",
+                        help="the CHAOS MR as it is (T2-SPIR, default) or through a T1-like intensity curve")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every method (default 1)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per pair and method (median; default 1)")
     parser.add_argument("--pairs-limit", type=int, help="at most this many pairs per case")
@@ -618,7 +644,8 @@ def main(argv=None) -> int:
             methods[name] = make(settings)
         except (MethodUnavailable, ImportError) as error:
             notes.append(f"NOT RUN  {name}: {error}")
-    report = {"command": command, "complete": False, "split": arguments.split, "data": str(arguments.data),
+    report = {"command": command, "complete": False, "split": arguments.split, "mr_contrast": arguments.mr_contrast,
+              "data": str(arguments.data),
               "cpu_count": os.cpu_count(), "threads": arguments.threads, "repeats": arguments.repeats,
               "quick": arguments.quick, "methods": list(methods),
               "variants": {n: {k: repr(v) for k, v in o.items()} for n, o in arguments.variants.items()},

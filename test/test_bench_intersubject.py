@@ -161,3 +161,25 @@ def test_development_and_held_out_parts_do_not_overlap(bench):
     assert {f for f, _ in bench.CT_PAIRS["benchmark"]} <= held_out
     assert all(int(n[3:]) < 54 for n in bench.PROSTATE_PAIRS["dev"])
     assert all(int(n[3:]) >= 54 for n in bench.PROSTATE_PAIRS["benchmark"])
+
+
+def test_the_validation_part_is_development_data_never_trained_on(bench):
+    import train_abdomen
+
+    validation = {s for pair in bench.CHAOS_PAIRS["validation"] for s in pair}
+    assert validation <= set(bench.CHAOS_SUBJECTS["dev"]) and not validation & set(train_abdomen.MR_SUBJECTS)
+    ct = {name for _, name in bench.CT_PAIRS["validation"]}
+    assert {f"word_{s}" for s in bench.WORD_SUBJECTS["dev"]} >= ct and not ct & set(train_abdomen.CT_SUBJECTS)
+    assert not set(train_abdomen.MR_SUBJECTS) & {s for pair in bench.CHAOS_PAIRS["benchmark"] for s in pair}
+
+
+def test_the_t1_like_contrast_keeps_air_dark_and_swaps_bright_and_dark_tissue(bench):
+    array = np.zeros((1, 10, 30), np.float32)
+    array[0, :, 10:20], array[0, :, 20:] = 300.0, 900.0  # air, a darker and a brighter tissue
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((1.5, 1.5, 7.0))
+    result = bench.mr_contrast(image, "t1-like")
+    out = sitk.GetArrayViewFromImage(result)[0, 0]
+    assert out[0] < out[25] < out[15]
+    assert result.GetSpacing() == image.GetSpacing()
+    assert bench.mr_contrast(image, "t2-spir") is image

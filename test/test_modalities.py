@@ -11,7 +11,8 @@ import torch
 import itk_suits
 from itk_suits.cli import main
 from itk_suits.errors import ModalityError, ParameterError, SuitsError
-from itk_suits.features import FeaturePair, ONNXFeatureExtractor, export_onnx, get_feature_extractor, read_model_card
+from itk_suits.features import (FeaturePair, ONNXFeatureExtractor, export_onnx, get_feature_extractor, read_model_card,
+                                resolved_features)
 from itk_suits.features import model as model_module
 from itk_suits.features.model import card_networks, checked_modalities, pretrained_model_dir
 
@@ -239,6 +240,63 @@ def test_a_shipped_model_is_found_by_its_folder_name(named_models):
     assert get_feature_extractor("Abdomen").card.name == "abdomen"
     with pytest.raises(ParameterError, match="'abdomen', 'unnamed'"):
         get_feature_extractor("thorax")
+
+
+# --- the default features -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def defaulting_models(models, tmp_path, monkeypatch):
+    """The 'abdomen' model with a card that makes MIND + it the default for a fixed MR and a moving CT."""
+    root = tmp_path / "models"
+    shutil.copytree(models / "abdomen", root / "abdomen")
+    card = _card(root / "abdomen")
+    card["registration_defaults"] = {"mr,ct": "mind+abdomen"}
+    (root / "abdomen" / "model.json").write_text(json.dumps(card))
+    monkeypatch.setattr(model_module, "MODELS_DIR", root)
+    return root
+
+
+def test_auto_features_follow_the_card_for_the_named_modalities(defaulting_models):
+    assert resolved_features("auto", 2, ("mr", "ct")) == "mind+abdomen"
+    assert resolved_features("AUTO", 2, ("mr", "ct")) == "mind+abdomen"
+    assert resolved_features("auto", 2, ("ct", "mr")) == "mind"  # a pair the card does not list
+    assert resolved_features("auto", 2, None) == "mind"  # modalities not named
+    assert resolved_features("auto", 3, ("mr", "ct")) == "mind"  # the model is 2D
+    assert resolved_features("auto", 2, ("mr", "pet")) == "mind"  # no network for one of them
+    assert resolved_features("intensity", 2, ("mr", "ct")) == "intensity"
+
+
+def test_register_by_default_uses_what_the_card_chose_only_for_named_modalities(defaulting_models, seen):
+    fixed, moving = _images()
+    result = itk_suits.register(fixed, moving, modalities=("mr", "ct"), **FAST)
+    assert seen == {"fixed": MR, "moving": CT}
+    assert result.parameters.features == "mind+abdomen"
+    seen.clear()
+    result = itk_suits.register(fixed, moving, **FAST)
+    assert seen == {} and result.parameters.features == "mind"
+
+
+def test_auto_is_only_a_registration_default():
+    with pytest.raises(ParameterError, match="resolved by register"):
+        get_feature_extractor("auto")
+
+
+@pytest.mark.parametrize("defaults", [["mind"], {"mr": "mind"}, {"mr,ct": ""}, {"mr,ct": 3}])
+def test_a_card_with_malformed_registration_defaults_is_refused(models, tmp_path, defaults):
+    shutil.copytree(models / "abdomen", tmp_path / "bad")
+    card = _card(tmp_path / "bad")
+    card["registration_defaults"] = defaults
+    (tmp_path / "bad" / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ParameterError, match="registration_defaults"):
+        read_model_card(tmp_path / "bad")
+
+
+def test_pretrained_prefers_a_modality_agnostic_model(models, tmp_path):
+    shutil.copytree(models / "abdomen", tmp_path / "a-named")
+    assert pretrained_model_dir(2, tmp_path) == tmp_path / "a-named"  # the only one: taken
+    export_onnx(_constant_pair(shared=True), tmp_path / "b-shared", torch_weights=False)
+    assert pretrained_model_dir(2, tmp_path) == tmp_path / "b-shared"
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -66,7 +66,9 @@ def add_metric_option(parser: argparse.ArgumentParser) -> None:
 
 def add_registration_options(parser: argparse.ArgumentParser, initial_transform_note: str = "") -> None:
     """The features and the schedule of the subcommands that register with SUITS."""
-    parser.add_argument("--features", help="'mind' (MIND-SSC, multi-modal, default), 'intensity', "
+    parser.add_argument("--features", help="'auto' (default: MIND-SSC, or with --modalities that a shipped "
+                                           "model knows what measured best for them), 'mind' (MIND-SSC, "
+                                           "multi-modal), 'intensity', "
                                            "'pretrained', a shipped model's name, a model folder, or e.g. "
                                            "'mind+DIR'")
     add_modalities_option(parser)

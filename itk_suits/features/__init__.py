@@ -5,7 +5,9 @@
 model folders that ``ONNXFeatureExtractor`` runs with onnxruntime;
 ``get_feature_extractor`` returns the extractor for a name, a shipped model's
 name, a model folder or a ``"+"`` combination (``available_features()`` lists
-the built-in names, ``shipped_model_names()`` the shipped models). Learned
+the built-in names, ``shipped_model_names()`` the shipped models;
+``resolved_features`` turns ``register``'s default ``"auto"`` into MIND-SSC or
+a shipped model for the named modalities). Learned
 models name the modalities of their networks (:mod:`itk_suits.features.model`).
 The ONNX tools are imported when first used.
 """
@@ -19,6 +21,7 @@ from itk_suits.features.registry import (
     TorchFeatureExtractor,
     available_features,
     get_feature_extractor,
+    resolved_features,
     shipped_model_names,
 )
 
@@ -50,5 +53,6 @@ __all__ = [
     "mind_ssc",
     "normalize_intensities",
     "read_model_card",
+    "resolved_features",
     "shipped_model_names",
 ]

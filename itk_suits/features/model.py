@@ -23,7 +23,12 @@ without modality names, else null), ``sha256`` (hex digest per ONNX file),
 ``onnx_opset``, ``onnx_max_abs_difference`` (onnxruntime against torch at
 export), ``training`` (data, command, seeds, duration: free-form),
 ``benchmark`` (measured numbers: free-form, empty until measured),
-``torch_weights`` (``"model.pt"`` or null) and ``itk_suits_version``.
+``registration_defaults`` (optional: ``{"fixed,moving": features}``, e.g.
+``{"mr,ct": "mind+suits-abdomen-2d"}``, the features ``register`` runs by
+default when the caller names these modalities, the combination measured
+best for them; pairs not listed run MIND-SSC, see
+:func:`~itk_suits.features.resolved_features`), ``torch_weights``
+(``"model.pt"`` or null) and ``itk_suits_version``.
 
 Modality names are short lowercase words (``"ct"``, ``"mr"``, ``"t1"``);
 they describe the images, whatever their role in a registration. Which
@@ -304,6 +309,7 @@ class ModelCard:
     onnx_max_abs_difference: float | None = None
     training: dict = field(default_factory=dict)
     benchmark: dict = field(default_factory=dict)
+    registration_defaults: dict = field(default_factory=dict)
     torch_weights: str | None = None
     itk_suits_version: str = ""
     format: str = FORMAT
@@ -447,6 +453,12 @@ def _check_card(card, directory):
     if card.roles is not None and not (
             isinstance(card.roles, dict) and all(isinstance(card.roles.get(role), str) for role in ROLES)):
         raise _card_error(directory, f"roles in {CARD_NAME} must be null or name an ONNX file for fixed and moving")
+    defaults = card.registration_defaults
+    if not isinstance(defaults, dict) or not all(
+            isinstance(key, str) and len(key.split(",")) == 2 and isinstance(value, str) and value
+            for key, value in defaults.items()):
+        raise _card_error(directory, f"registration_defaults in {CARD_NAME} must map 'fixed,moving' modality "
+                                     f"names to features, got {defaults!r}")
     if not card.networks and card.roles is None:
         raise _card_error(directory, f"{CARD_NAME} names no network (networks is empty and roles null)")
     normalization = card.input_normalization
@@ -547,7 +559,9 @@ def shipped_model_dir(name, root=None):
 def pretrained_model_dir(ndim, root=None):
     """The shipped model folder for ``ndim``-dimensional images.
 
-    The first shipped model (by folder name) whose card has this dimension.
+    The first shipped model (by folder name) of this dimension that describes
+    images of any modality (one ``"any"`` network); failing that, the first of
+    this dimension.
 
     Raises
     ------
@@ -557,9 +571,12 @@ def pretrained_model_dir(ndim, root=None):
     folders = shipped_model_dirs(root)
     if not folders:
         raise ParameterError(NO_PRETRAINED)
-    for folder in folders:
-        if read_model_card(folder).ndim == ndim:
+    of_dimension = [folder for folder in folders if read_model_card(folder).ndim == ndim]
+    for folder in of_dimension:
+        if ANY_MODALITY in read_model_card(folder).networks:
             return folder
+    if of_dimension:
+        return of_dimension[0]
     raise ParameterError(
         f"no pretrained {ndim}D model is shipped (shipped: {', '.join(f.name for f in folders)}); "
         "use features='mind' or a model folder of your own"

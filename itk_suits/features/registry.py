@@ -215,6 +215,49 @@ def shipped_model_names():
     return [folder.name for folder in shipped_model_dirs()]
 
 
+#: ``features="auto"``: see :func:`resolved_features`.
+AUTO_FEATURES = "auto"
+
+
+def resolved_features(features, ndim, modalities=None, root=None):
+    """The features a registration runs: ``"auto"`` resolved, anything else as given.
+
+    ``"auto"`` (``register``'s default) is MIND-SSC, except where the caller
+    names the modalities of both images and a shipped model of this
+    dimension has a network for each of them by name and records in its card
+    (``registration_defaults``) which features measured best for that
+    (fixed, moving) pair: MIND-SSC, the model, or both concatenated (see
+    ``itk_suits/models/README.md`` for the measurements).
+
+    Parameters
+    ----------
+    features : str or object
+        What the caller passed.
+    ndim : {2, 3}
+        Dimension of the images.
+    modalities : (str, str), optional
+        Checked lowercase modality names of the fixed and the moving image.
+    root : str or os.PathLike, optional
+        Folder of the shipped models (default ``itk_suits/models/``).
+
+    Returns
+    -------
+    str or object
+        ``features``, or for ``"auto"`` a feature string such as ``"mind"``
+        or ``"mind+suits-abdomen-2d"``.
+    """
+    if not (isinstance(features, str) and features.strip().lower() == AUTO_FEATURES):
+        return features
+    if modalities is not None:
+        key = ",".join(modalities)
+        for folder in shipped_model_dirs(root):
+            card = read_model_card(folder)
+            if card.ndim == ndim and all(name in card.networks for name in modalities) \
+                    and key in card.registration_defaults:
+                return card.registration_defaults[key]
+    return MindFeatures.name
+
+
 def _looks_like_path(text):
     return os.sep in text or "/" in text or text.startswith((".", "~")) or os.path.exists(text)
 
@@ -265,6 +308,10 @@ def get_feature_extractor(name):
     key = text.lower() if text is not None else None
     if key in _EXTRACTORS:
         return _EXTRACTORS[key]()
+    if key == AUTO_FEATURES:
+        raise ParameterError("features='auto' is resolved by register() from the images' dimension and "
+                             "modalities (see itk_suits.features.resolved_features); name the features here, "
+                             "e.g. 'mind'")
     if key == "pretrained":
         return PretrainedFeatures()
     if text and "+" in text and not os.path.isdir(text):

@@ -27,7 +27,7 @@ def register(
     fixed,
     moving,
     *,
-    features: str = "mind",
+    features: str = "auto",
     modalities: Sequence[str] | None = None,
     fixed_mask=None,
     initial_transform=None,
@@ -61,9 +61,11 @@ def register(
         Scalar 2D or 3D images (any modality pair). Outputs come back in the
         library of ``fixed`` (file paths give SimpleITK objects).
     features : str
-        ``"mind"`` (MIND-SSC, multi-modal, default), ``"intensity"``, a learned
-        model (a shipped model's name or a model folder), or a ``+``-joined
-        combination such as ``"mind+my_model/"``.
+        ``"auto"`` (default: MIND-SSC, multi-modal; with ``modalities`` that a
+        shipped model knows, e.g. ``("mr", "ct")`` for the abdomen, whichever of
+        MIND-SSC, the model or both measured best), ``"mind"``, ``"intensity"``,
+        a learned model (a shipped model's name or a model folder), or a
+        ``+``-joined combination such as ``"mind+my_model/"``.
     modalities : (str, str), optional
         The modality of ``fixed`` and of ``moving``, e.g. ``("mr", "ct")``: a
         learned model with one network per modality describes each image with

@@ -27,7 +27,7 @@ import torch
 
 from ..core import IterationInfo, resize, resolve_device
 from ..errors import ParameterError, RegistrationError
-from ..features import get_feature_extractor
+from ..features import get_feature_extractor, resolved_features
 from ..interop import images as image_io
 from ..interop import transforms as transform_io
 from ..schedule import resolved_metric
@@ -271,7 +271,9 @@ class SuitsRegistrationMethod:
         start = time.perf_counter()
         parameters = self._parameters.validated()
         fixed, moving, kind = inputs.read_pair(self._fixed, self._moving, self._spacing, self._moving_spacing)
-        parameters = replace(parameters, metric=resolved_metric(parameters.metric, fixed.GetDimension()))
+        parameters = replace(parameters, metric=resolved_metric(parameters.metric, fixed.GetDimension()),
+                             features=resolved_features(parameters.features, fixed.GetDimension(),
+                                                        parameters.modalities))
         mask = inputs.read_fixed_mask(self._fixed_mask, fixed, self._spacing)
         # metric="mi" needs no features; the mutual information adds the intensity as one channel
         extractor = None if parameters.metric == "mi" else get_feature_extractor(parameters.features)

@@ -46,9 +46,12 @@ class RegistrationParameters:
     Attributes
     ----------
     features : str
-        Feature extractor: ``"mind"`` (MIND-SSC), ``"intensity"`` (normalised
-        intensities, mono-modal only), a learned model folder, or several joined
-        with ``+`` (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
+        Feature extractor: ``"auto"`` (default: MIND-SSC, or where the
+        ``modalities`` are named and a shipped model knows both, what measured
+        best for them; see :func:`itk_suits.features.resolved_features`),
+        ``"mind"`` (MIND-SSC), ``"intensity"`` (normalised intensities,
+        mono-modal only), a learned model folder, or several joined with ``+``
+        (e.g. ``"mind+my_model/"``); see :func:`itk_suits.features.get_feature_extractor`.
     modalities : (str, str) or None
         The modality of the fixed and of the moving image, e.g. ``("mr",
         "ct")``: a learned model with one network per modality describes each
@@ -129,7 +132,7 @@ class RegistrationParameters:
         (default :data:`~itk_suits.schedule.DEFAULT_MI_BINS`).
     """
 
-    features: Any = "mind"
+    features: Any = "auto"
     modalities: Any = None
     grid_spacings: Any = DEFAULT_GRID_SPACINGS
     grid_unit: str = DEFAULT_GRID_UNIT

@@ -172,6 +172,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="presentations of each pair per epoch (default 2)")
     parser.add_argument("--batch", type=int, default=4, help="pairs per feature update (default 4)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default 0.002)")
+    parser.add_argument("--architecture", choices=("unet4", "unet", "featurecnn"), default="unet4",
+                        help="the U-Net of four levels (default) or of three, or the paper's 7-layer FeatureCNN")
     parser.add_argument("--alpha", type=float, default=SDM_ALPHA, help=f"SDM tanh scale in 1/mm (default {SDM_ALPHA})")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -215,7 +217,7 @@ def main(argv=None) -> None:
             "left_out": "validation subjects (bench_intersubject.py VALIDATION), every held-out subject, "
                         "AMOS and ICRP 110"}
     out = train_on_pairs(
-        pairs_of_epoch, arguments.out, mode="sdm-regression", architecture="unet", shared=False,
+        pairs_of_epoch, arguments.out, mode="sdm-regression", architecture=arguments.architecture, shared=False,
         modalities=("mr", "ct"), settings=settings, epochs=arguments.epochs, seed=arguments.seed, scales=[scale],
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
         description=f"{arguments.ndim}D abdominal SUITS features, one U-Net for MR (any sequence) and one for CT, "

@@ -373,3 +373,37 @@ def test_cli_export_names_the_modalities(tmp_path, capsys):
     assert main(["export", str(weights), "-o", str(tmp_path / "named"), "--modalities", "CT", "MR"]) == 0
     assert "networks for ct, mr" in capsys.readouterr().out
     assert read_model_card(tmp_path / "named").networks == {"ct": "ct.onnx", "mr": "mr.onnx"}
+
+
+# --- the shipped models with one network per modality ------------------------------------------------
+
+SHIPPED_PER_MODALITY = [folder for folder in model_module.shipped_model_dirs()
+                        if model_module.ANY_MODALITY not in read_model_card(folder).networks]
+
+
+@pytest.mark.parametrize("folder", SHIPPED_PER_MODALITY, ids=lambda folder: folder.name)
+def test_a_shipped_model_per_modality_matches_its_card_and_its_defaults_resolve(folder):
+    card = read_model_card(folder)
+    model_module.verify_model_files(folder, card)  # the ONNX checksums
+    assert card.training["command"].startswith("python benchmarks/") and card.training["final_mean_ratio"] > 0
+    assert card.benchmark, "the card records what was measured"
+    shape = (40, 44) if card.ndim == 2 else (24, 28, 26)
+    image = sitk.GetImageFromArray(phantom(shape).astype(np.float32))
+    image.SetSpacing((1.5, 1.7, 2.5)[:card.ndim])
+    for modality in card.modalities:
+        features = itk_suits.extract_features(image, model=folder.name, modality=modality)
+        assert features.GetNumberOfComponentsPerPixel() == card.channels
+        assert np.isfinite(sitk.GetArrayViewFromImage(features)).all()
+    for key, features in card.registration_defaults.items():
+        modalities = tuple(key.split(","))
+        assert resolved_features("auto", card.ndim, modalities) == features
+        extractor = get_feature_extractor(features)
+        for role, modality in zip(("fixed", "moving"), modalities):
+            extractor.check_modality(role, modality, card.ndim)
+    with pytest.raises(ModalityError):
+        itk_suits.register(image, image, features=folder.name, grid_spacings=(8,), iterations=2)
+    first = card.modalities[0]
+    result = itk_suits.register(image, image, features=folder.name, modalities=(first, first),
+                                grid_spacings=(8,), iterations=20)
+    field = sitk.GetArrayFromImage(result.displacement_field)
+    assert np.abs(field).max() < 0.1 * min(image.GetSpacing())  # identity stays identity (mm)

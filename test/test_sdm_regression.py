@@ -10,7 +10,7 @@ import torch
 from itk_suits import register
 from itk_suits.errors import ParameterError
 from itk_suits.evaluation import dice
-from itk_suits.features import FeatureExtractor, FeaturePair, FeatureUNet, export_onnx, read_model_card
+from itk_suits.features import FeatureExtractor, FeaturePair, FeatureUNet, FeatureUNet4, export_onnx, read_model_card
 from itk_suits.training import train_features
 from itk_suits.training.losses import sdm_regression_loss, sdm_targets
 from itk_suits.training.phantoms import synthetic_pair
@@ -162,6 +162,18 @@ def test_the_unet_is_small_and_keeps_odd_sizes(ndim, limit):
     assert sum(p.numel() for p in network.parameters()) < limit
     shape = (1, 1, 21, 30) if ndim == 2 else (1, 1, 9, 13, 11)
     assert network(torch.rand(shape)).shape == (1, 8, *shape[2:])
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_a_four_level_unet_pools_once_more_and_keeps_odd_sizes(ndim):
+    shape = (1, 1, 37, 45) if ndim == 2 else (1, 1, 19, 23, 21)
+    deep, shallow = FeatureUNet4(ndim), FeatureUNet(ndim)
+    assert deep(torch.rand(shape)).shape == (1, 8, *shape[2:])
+    assert [len(deep.down), len(deep.up)] == [3, 3] and [len(shallow.down), len(shallow.up)] == [2, 2]
+    assert deep.bottom[0].in_channels == 64 and deep.bottom[0].out_channels == 128
+
+    with pytest.raises(ParameterError, match="levels"):
+        FeatureUNet(2, levels=1)
 
 
 def test_a_unet_pair_trains_exports_and_reloads(phantoms, tmp_path):

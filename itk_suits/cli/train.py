@@ -52,9 +52,9 @@ def add(subparsers) -> None:
                         help="algorithm1's step mismatch: the paper's MSE (default) or 1 - cosine")
     parser.add_argument("--step-weight", type=float, metavar="WEIGHT",
                         help="with --mode sdm-regression: weight of the step loss as an auxiliary term (default: 0)")
-    parser.add_argument("--architecture", choices=("featurecnn", "unet"),
-                        help="the paper's 7-layer FeatureCNN (default) or a small U-Net (about 0.12 M parameters "
-                             "in 2D, 0.35 M in 3D)")
+    parser.add_argument("--architecture", choices=("featurecnn", "unet", "unet4"),
+                        help="the paper's 7-layer FeatureCNN (default), a small U-Net (about 0.12 M parameters "
+                             "in 2D, 0.35 M in 3D) or one of four levels (0.49 M, 1.46 M)")
     parser.add_argument("--shared", action="store_true", help="one network for both modalities")
     parser.add_argument("--spacing", type=float, metavar="MM", help="resample to this isotropic voxel size")
     parser.add_argument("--shape", nargs="+", type=int, metavar="N",

@@ -1,7 +1,7 @@
 """Feature extraction: the image representations registration compares.
 
 ``mind_ssc`` computes the MIND-SSC descriptor; ``FeatureCNN`` (the paper's),
-``FeatureUNet`` and ``FeaturePair`` are the learnable SUITS feature networks; ``export_onnx`` writes them as ONNX
+``FeatureUNet`` (``FeatureUNet4``: four levels) and ``FeaturePair`` are the learnable SUITS feature networks; ``export_onnx`` writes them as ONNX
 model folders that ``ONNXFeatureExtractor`` runs with onnxruntime;
 ``get_feature_extractor`` returns the extractor for a name, a shipped model's
 name, a model folder or a ``"+"`` combination (``available_features()`` lists
@@ -12,7 +12,7 @@ models name the modalities of their networks (:mod:`itk_suits.features.model`).
 The ONNX tools are imported when first used.
 """
 
-from itk_suits.features.cnn import FeatureCNN, FeaturePair, FeatureUNet, normalize_intensities
+from itk_suits.features.cnn import FeatureCNN, FeaturePair, FeatureUNet, FeatureUNet4, normalize_intensities
 from itk_suits.features.mind import mind_ssc
 from itk_suits.features.model import ModelCard, load_torch_weights, read_model_card
 from itk_suits.features.base import FeatureExtractor
@@ -42,6 +42,7 @@ __all__ = [
     "FeatureExtractor",
     "FeaturePair",
     "FeatureUNet",
+    "FeatureUNet4",
     "ModelCard",
     "ONNXFeatureExtractor",
     "TorchFeatureExtractor",

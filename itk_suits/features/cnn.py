@@ -53,6 +53,7 @@ __all__ = [
     "FeatureCNN",
     "FeaturePair",
     "FeatureUNet",
+    "FeatureUNet4",
     "check_architecture",
     "check_role",
     "normalize_intensities",
@@ -214,21 +215,25 @@ def _check_input(network, image):
 class FeatureUNet(nn.Module):
     """A small U-Net feature network, 2D or 3D: a larger field of view than :class:`FeatureCNN`.
 
-    Three levels (full, 1/2 and 1/4 resolution) of two 3-voxel convolutions
-    each, ``width``, ``2 width`` and ``4 width`` channels, every one followed by
-    GroupNorm(2) and LeakyReLU(0.2); max pooling (ceil mode, so odd sizes
-    work) on the way down, nearest-neighbour upsampling to the skip
-    connection's size and concatenation on the way up; a 1-voxel convolution
-    with bias gives the 8 feature channels. Replicate padding, as
-    :class:`FeatureCNN`.
+    ``levels`` levels (full, 1/2, 1/4, ... resolution) of two 3-voxel
+    convolutions each, ``width``, ``2 width``, ``4 width``, ... channels, every
+    one followed by GroupNorm(2) and LeakyReLU(0.2); max pooling (ceil mode,
+    so odd sizes work) on the way down, nearest-neighbour upsampling to the
+    skip connection's size and concatenation on the way up; a 1-voxel
+    convolution with bias gives the 8 feature channels. Replicate padding, as
+    :class:`FeatureCNN`. Each level doubles the field of view: about 40 voxels
+    with three levels, about 90 with four.
 
     Parameters
     ----------
     ndim : {2, 3}
         Spatial dimension.
     width : int
-        Channels of the full-resolution level (16: 118,424 parameters in 2D,
-        353,720 in 3D).
+        Channels of the full-resolution level (16 with three levels: 118,424
+        parameters in 2D, 353,720 in 3D).
+    levels : int
+        Resolution levels, at least 2 (3: architecture ``"unet"``; 4:
+        ``"unet4"``, 487,832 parameters in 2D, 1,460,408 in 3D).
 
     Examples
     --------
@@ -237,21 +242,24 @@ class FeatureUNet(nn.Module):
     torch.Size([1, 8, 21, 30])
     """
 
-    def __init__(self, ndim=2, width=16):
+    def __init__(self, ndim=2, width=16, levels=3):
         super().__init__()
         self.ndim = _check_ndim(ndim)
+        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+            raise ParameterError(f"levels must be an integer of at least 2, got {levels!r}")
         self.out_channels = LAYERS[-1][1]
-        widths = (width, 2 * width, 4 * width)
+        widths = tuple(width * 2 ** level for level in range(levels))
         #: The architecture as a model card states it.
         self.description = (
-            f"FeatureUNet: three levels of two 3-voxel convolutions {widths} channels, GroupNorm({GROUPS}) + "
+            f"FeatureUNet: {levels} levels of two 3-voxel convolutions {widths} channels, GroupNorm({GROUPS}) + "
             "LeakyReLU(0.2), max pooling down, nearest upsampling and skip concatenation up, a 1-voxel output "
             f"convolution with bias to {self.out_channels} channels, replicate padding"
         )
-        self.down = nn.ModuleList([self._block(1, widths[0]), self._block(widths[0], widths[1])])
-        self.bottom = self._block(widths[1], widths[2])
-        self.up = nn.ModuleList([self._block(widths[2] + widths[1], widths[1]),
-                                 self._block(widths[1] + widths[0], widths[0])])
+        self.down = nn.ModuleList([self._block(1 if level == 0 else widths[level - 1], widths[level])
+                                   for level in range(levels - 1)])
+        self.bottom = self._block(widths[-2], widths[-1])
+        self.up = nn.ModuleList([self._block(widths[level + 1] + widths[level], widths[level])
+                                 for level in reversed(range(levels - 1))])
         self.head = (nn.Conv2d if self.ndim == 2 else nn.Conv3d)(widths[0], self.out_channels, 1)
 
     def _block(self, in_channels, out_channels):
@@ -279,8 +287,15 @@ class FeatureUNet(nn.Module):
         return self.head(features)
 
 
+class FeatureUNet4(FeatureUNet):
+    """:class:`FeatureUNet` with four levels: a field of view of about 90 voxels (a whole abdominal slice at 2-3 mm)."""
+
+    def __init__(self, ndim=2, width=16):
+        super().__init__(ndim, width, levels=4)
+
+
 #: Feature network architectures by name (:class:`FeaturePair`'s ``architecture``).
-ARCHITECTURES = {"featurecnn": FeatureCNN, "unet": FeatureUNet}
+ARCHITECTURES = {"featurecnn": FeatureCNN, "unet": FeatureUNet, "unet4": FeatureUNet4}
 
 
 def check_architecture(architecture):
@@ -303,9 +318,9 @@ class FeaturePair(nn.Module):
         instead of one per role.
     percentiles : tuple of float
         Input normalisation (see :func:`normalize_intensities`).
-    architecture : {"featurecnn", "unet"}
-        The network of each role: the paper's :class:`FeatureCNN` or the
-        small :class:`FeatureUNet`.
+    architecture : {"featurecnn", "unet", "unet4"}
+        The network of each role: the paper's :class:`FeatureCNN`, the
+        small :class:`FeatureUNet` or its four-level form :class:`FeatureUNet4`.
 
     Attributes
     ----------

@@ -410,10 +410,11 @@ def train_features(
         :mod:`~itk_suits.training.trainer`.
     shared : bool
         One network for both modalities instead of one each.
-    architecture : {"featurecnn", "unet"}
-        The paper's 7-layer :class:`~itk_suits.features.cnn.FeatureCNN` or a
+    architecture : {"featurecnn", "unet", "unet4"}
+        The paper's 7-layer :class:`~itk_suits.features.cnn.FeatureCNN`, a
         small :class:`~itk_suits.features.cnn.FeatureUNet` (about 0.12 M
-        parameters in 2D, 0.35 M in 3D).
+        parameters in 2D, 0.35 M in 3D) or its four-level form
+        (:class:`~itk_suits.features.cnn.FeatureUNet4`, 0.49 M in 2D, 1.46 M in 3D).
     ndim : {2, 3}, optional
         Checked against the dimension of the training pairs.
     scales : sequence, optional

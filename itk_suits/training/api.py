@@ -57,6 +57,8 @@ __all__ = ["LOG_NAME", "PLOT_NAME", "plot_training_history", "train_features", "
 
 LOG_NAME = "training_log.csv"
 PLOT_NAME = "loss.png"
+#: Epoch and scale boundaries beyond which :func:`plot_training_history` draws them without labels.
+MAX_LABELLED_SEGMENTS = 12
 _LOG_COLUMNS = ("update", "epoch", "scale", "batch", "batches", "loss", "constant_loss", "ratio", "seconds")
 
 logger = logging.getLogger(__name__)
@@ -135,11 +137,15 @@ def plot_training_history(history: Sequence[dict], path, title: str = "") -> pat
     bottom.set_ylabel("loss / constant loss")
     bottom.set_xlabel("feature update")
     bottom.legend(loc="upper right", fontsize="small")
-    for previous, record in zip(history, history[1:]):
-        if (record["epoch"], record["scale"]) != (previous["epoch"], previous["scale"]):
-            new_epoch = record["epoch"] != previous["epoch"]
-            for axes in (top, bottom):
-                axes.axvline(record["update"] - 0.5, color="k", lw=1.5 if new_epoch else 0.7, ls=":")
+    starts = [record for previous, record in zip(history, history[1:])
+              if (record["epoch"], record["scale"]) != (previous["epoch"], previous["scale"])]
+    labelled = len(starts) <= MAX_LABELLED_SEGMENTS  # beyond that, lines without labels stay readable
+    for record in starts:
+        new_epoch = record["scale"] == 0  # the schedule starts again
+        for axes in (top, bottom):
+            axes.axvline(record["update"] - 0.5, color="k", lw=(1.5 if new_epoch else 0.7) * (1 if labelled else 0.4),
+                         ls=":")
+        if labelled:
             label = f"scale {record['scale'] + 1}"
             if new_epoch:
                 label = f"epoch {record['epoch'] + 1}, {label}"

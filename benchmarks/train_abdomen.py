@@ -1,9 +1,9 @@
 """Train the abdominal feature models: one network for MR, one for CT, anchored in organ labels.
 
-One command reproduces each model (CPU; ``--device cuda`` where there is a GPU)::
+One command reproduces each model (CPU, one thread; ``--device cuda`` where there is a GPU)::
 
-    python benchmarks/train_abdomen.py --ndim 2 --overwrite     # itk_suits/models/suits-abdomen-2d
-    python benchmarks/train_abdomen.py --ndim 3 --overwrite     # itk_suits/models/suits-abdomen-3d
+    python benchmarks/train_abdomen.py --ndim 2 --overwrite     # itk_suits/models/suits-abdomen-2d (FeatureCNN)
+    python benchmarks/train_abdomen.py --ndim 3 --overwrite     # itk_suits/models/suits-abdomen-3d (U-Net)
 
 Objective: ``mode="sdm-regression"`` (:mod:`itk_suits.training.trainer`). The features of each image regress
 tanh-scaled signed distance maps (SDMs, mm, :data:`SDM_ALPHA`) of its liver, right kidney, left kidney, spleen and the rest (the
@@ -71,6 +71,11 @@ SDM_ALPHA = 0.04
 RENDERINGS = 4
 #: Sample spacing ranges (mm) per dimension.
 SPACINGS = {2: (1.25, 2.5), 3: (2.0, 3.2)}
+#: Defaults per dimension: those of the shipped models (the 2D architecture chosen on the validation split over
+#: the U-Nets, see itk_suits/models/README.md; in 3D only the U-Net was trained).
+DEFAULTS = {2: {"architecture": "featurecnn", "epochs": 60, "pairs": 48, "presentations": 2, "batch": 4},
+            3: {"architecture": "unet", "epochs": 25, "pairs": 16, "presentations": 1, "batch": 2}}
+NETWORK_NAMES = {"featurecnn": "FeatureCNN", "unet": "U-Net", "unet4": "four-level U-Net"}
 #: Default window sizes (array order) per dimension.
 SIZES = {2: (160, 160), 3: (48, 96, 96)}
 #: Random shift of the window centre from the organs' centre, mm per axis.
@@ -164,22 +169,26 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--ndim", type=int, choices=(2, 3), required=True)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="default: <repo>/../shared/data")
     parser.add_argument("--out", type=Path, help="model folder (default itk_suits/models/suits-abdomen-<2d|3d>)")
-    parser.add_argument("--pairs", type=int, default=48, help="MR-CT sample pairs per epoch (default 48)")
+    parser.add_argument("--pairs", type=int, help="MR-CT sample pairs per epoch (default 48 in 2D, 16 in 3D)")
     parser.add_argument("--size", type=int, nargs="+", help="window size, array order (default 160 160; "
                                                              "48 96 96 in 3D)")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
-    parser.add_argument("--presentations", type=int, default=2,
-                        help="presentations of each pair per epoch (default 2)")
-    parser.add_argument("--batch", type=int, default=4, help="pairs per feature update (default 4)")
+    parser.add_argument("--epochs", type=int, help="epochs (default 60 in 2D, 25 in 3D)")
+    parser.add_argument("--presentations", type=int,
+                        help="presentations of each pair per epoch (default 2 in 2D, 1 in 3D)")
+    parser.add_argument("--batch", type=int, help="pairs per feature update (default 4 in 2D, 2 in 3D)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default 0.002)")
-    parser.add_argument("--architecture", choices=("unet4", "unet", "featurecnn"), default="unet4",
-                        help="the U-Net of four levels (default) or of three, or the paper's 7-layer FeatureCNN")
+    parser.add_argument("--architecture", choices=("featurecnn", "unet", "unet4"),
+                        help="the paper's 7-layer FeatureCNN (default in 2D), the U-Net of three levels (default "
+                             "in 3D) or of four")
     parser.add_argument("--alpha", type=float, default=SDM_ALPHA, help=f"SDM tanh scale in 1/mm (default {SDM_ALPHA})")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
     arguments = parser.parse_args(argv)
+    for name, value in DEFAULTS[arguments.ndim].items():
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, value)
     arguments.size = tuple(arguments.size or SIZES[arguments.ndim])
     if len(arguments.size) != arguments.ndim:
         parser.error(f"--size takes {arguments.ndim} values with --ndim {arguments.ndim}")
@@ -220,8 +229,8 @@ def main(argv=None) -> None:
         pairs_of_epoch, arguments.out, mode="sdm-regression", architecture=arguments.architecture, shared=False,
         modalities=("mr", "ct"), settings=settings, epochs=arguments.epochs, seed=arguments.seed, scales=[scale],
         device=arguments.device, overwrite=arguments.overwrite, name=arguments.out.name,
-        description=f"{arguments.ndim}D abdominal SUITS features, one U-Net for MR (any sequence) and one for CT, "
-                    "regressing signed distance maps of the liver, kidneys and spleen",
+        description=f"{arguments.ndim}D abdominal SUITS features, one {NETWORK_NAMES[arguments.architecture]} for MR "
+                    "(any sequence) and one for CT, regressing signed distance maps of the liver, kidneys and spleen",
         data=data, command=command,
     )
     (out / CHECKPOINT_NAME).unlink(missing_ok=True)

@@ -250,18 +250,24 @@ def physical_box(labels: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     return np.min(corners, axis=0), np.max(corners, axis=0)
 
 
+def organ_map(labels: sitk.Image, source: str) -> sitk.Image:
+    """The liver, kidneys and spleen of a CT label map of ``source`` (:data:`CT_ORGANS`) in CHAOS numbering."""
+    array = sitk.GetArrayViewFromImage(labels)
+    organs = np.zeros(array.shape, np.uint8)
+    for chaos_label, values in CT_ORGANS[source].items():
+        organs[np.isin(array, values)] = chaos_label
+    image = sitk.GetImageFromArray(organs)
+    image.CopyInformation(labels)
+    return image
+
+
 @lru_cache(maxsize=16)
 def rendered_ct(data: Path, name: str, seed: int, spacing: float) -> tuple[sitk.Image, sitk.Image, str]:
     """CT rendered from the label map ``name`` (:data:`CT_FILES`) around its liver, kidneys and spleen,
     the four organs in CHAOS labels on the CT grid, and the contrast phase."""
     path, source = CT_FILES[name]
     labels = sitk.ReadImage(str(data / path))
-    array = sitk.GetArrayViewFromImage(labels)
-    organs = np.zeros(array.shape, np.uint8)
-    for chaos_label, values in CT_ORGANS[source].items():
-        organs[np.isin(array, values)] = chaos_label
-    organ_image = sitk.GetImageFromArray(organs)
-    organ_image.CopyInformation(labels)
+    organ_image = organ_map(labels, source)
     low, high = physical_box(organ_image)
     render_margin = np.asarray(RENDER_MARGIN_MM)
     cropped = crop_physical(labels, low - render_margin, high + render_margin)

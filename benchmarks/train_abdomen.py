@@ -46,8 +46,8 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
-from bench_intersubject import (CHAOS, CHAOS_SUBJECTS, CT_FILES, CT_ORGANS, CT_SPACING_MM, RENDER_MARGIN_MM,  # noqa: E402
-                                VALIDATION, WORD_SUBJECTS, crop_physical, physical_box)
+from bench_intersubject import (CHAOS, CHAOS_SUBJECTS, CT_FILES, CT_SPACING_MM, RENDER_MARGIN_MM,  # noqa: E402
+                                VALIDATION, WORD_SUBJECTS, crop_physical, organ_map, physical_box)
 from support import set_threads  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.schedule import Scale  # noqa: E402
@@ -85,17 +85,6 @@ CT_CROP_MM = (15.0, 80.0)
 LICENCES = {"CHAOS T2-SPIR MR and labels": "CC BY-SA 4.0", "WORD CT label maps": "GPL-3.0"}
 
 
-def _organ_map(labels: sitk.Image, source: str) -> sitk.Image:
-    """The four organs of a CT label map in CHAOS numbering."""
-    array = sitk.GetArrayViewFromImage(labels)
-    organs = np.zeros(array.shape, np.uint8)
-    for chaos_label, values in CT_ORGANS[source].items():
-        organs[np.isin(array, values)] = chaos_label
-    image = sitk.GetImageFromArray(organs)
-    image.CopyInformation(labels)
-    return image
-
-
 class Anatomy:
     """The training images of one modality and draws of random samples from them."""
 
@@ -111,7 +100,7 @@ class Anatomy:
         if key not in self._ct_cache:
             path, source = CT_FILES[name]
             labels = sitk.ReadImage(str(self.data / path))
-            organs = _organ_map(labels, source)
+            organs = organ_map(labels, source)
             low, high = physical_box(organs)
             margin = np.asarray(RENDER_MARGIN_MM)
             ct = render_ct(crop_physical(labels, low - margin, high + margin), source, seed,

@@ -1,7 +1,8 @@
 """Inter-subject registration: SUITS against itk-elastix across subjects, with development and held-out splits.
 
-Every case has a development part (``--split dev``, for choosing defaults) and a held-out benchmark part
-(``--split benchmark``, run once to report). Data: ``../shared/data/`` relative to the repository root
+Every case has a development part (``--split dev``, for choosing defaults), a validation part
+(``--split validation``: development subjects and CT label maps no feature model was trained on, for
+choosing between trained models) and a held-out benchmark part (``--split benchmark``, run once to report). Data: ``../shared/data/`` relative to the repository root
 (``--data``); see ``benchmarks/README.md`` ("Inter-subject: bench_intersubject.py") for the files.
 
 Cases (``--cases``; fixed <- moving)
@@ -25,7 +26,8 @@ Cases (``--cases``; fixed <- moving)
 Methods (``--methods``, all with the same initial transform: ``moments`` for CHAOS and CT -> MR, image
 centres (``geometry``) for the prostate; :data:`METHODS` is the table new peers are added to):
 ``none`` (the initial transform alone), ``elastix`` (run_elastix's default affine + B-spline), ``elastix-bspline``
-(B-spline only), ``suits`` (``itk_suits.register`` defaults), and ``ants``, ``convexadam`` where
+(B-spline only), ``suits`` (``itk_suits.register`` defaults, with the case's modalities named: ``("mr", "mr")``,
+``("mr", "ct")`` or ``("mr", "us")``, as a user would), and ``ants``, ``convexadam`` where
 ``itk_suits.evaluation`` provides ``run_ants`` / ``run_convexadam`` (skipped with a note otherwise). SUITS
 variants: ``--variant NAME:KEY=VALUE,KEY=VALUE`` (repeatable) and ``--suits-option KEY=VALUE`` (repeatable,
 one variant, as in ``bench_speed.py``); values read with ``ast.literal_eval``.

@@ -183,3 +183,37 @@ def test_the_t1_like_contrast_keeps_air_dark_and_swaps_bright_and_dark_tissue(be
     assert out[0] < out[25] < out[15]
     assert result.GetSpacing() == image.GetSpacing()
     assert bench.mr_contrast(image, "t2-spir") is image
+
+
+@pytest.fixture
+def trainer_script(bench, monkeypatch):
+    """benchmarks/train_abdomen.py reading the phantom folder's subjects."""
+    import train_abdomen
+
+    monkeypatch.setattr(train_abdomen, "MR_SUBJECTS", (1, 2))
+    monkeypatch.setattr(train_abdomen, "CT_SUBJECTS", ("word_0014", "word_0016"))
+    monkeypatch.setattr(train_abdomen, "RENDERINGS", 1)
+    return train_abdomen
+
+
+@pytest.mark.parametrize("ndim, size", [(2, (40, 44)), (3, (12, 20, 22))])
+def test_abdomen_training_samples_are_windows_through_the_organs_with_their_sdms(data, trainer_script, ndim, size):
+    anatomy = trainer_script.Anatomy(data, ndim)
+    rng = np.random.default_rng(0)
+    for modality in ("mr", "ct", "mr", "ct"):
+        image, sdm = anatomy.sample(modality, size, rng)
+        assert image.shape == (1, 1, *size) and sdm.shape == (1, 5, *size)
+        assert np.isfinite(image.numpy()).all() and float(image.std()) > 0
+        assert float(sdm[0, 1:].min()) < 0  # the window shows an organ: some SDM is negative (inside)
+        assert float(sdm.abs().max()) <= 1
+
+
+def test_abdomen_training_writes_a_model_per_modality(data, trainer_script, tmp_path):
+    out = tmp_path / "abdomen"
+    trainer_script.main(["--ndim", "2", "--data", str(data), "--out", str(out), "--epochs", "1", "--pairs", "2",
+                         "--size", "32", "36", "--batch", "2", "--presentations", "1"])
+    card = json.loads((out / "model.json").read_text())
+    assert card["networks"] == {"mr": "mr.onnx", "ct": "ct.onnx"}
+    assert card["training"]["mode"] == "sdm-regression" and card["training"]["network"]["architecture"] == "featurecnn"
+    assert card["training"]["data"]["licences"] and card["training"]["command"].startswith("python benchmarks/")
+    assert not (out / "checkpoint.pt").exists()

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from itk_suits.checks import checked_number
 from itk_suits.errors import InputImageError
+from itk_suits.training.phantoms import gaussian_blur
 
 __all__ = ["IntensityAugmentation", "augment_intensities"]
 
@@ -115,24 +116,6 @@ def _bias_field(shape, rng: np.random.Generator, settings: IntensityAugmentation
     return np.exp(field)
 
 
-def _gaussian_blur(array: np.ndarray, sigma: float) -> np.ndarray:
-    if sigma < 0.1:
-        return array
-    radius = int(np.ceil(3 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum()
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-    convolve = F.conv2d if array.ndim == 2 else F.conv3d
-    for axis in range(array.ndim):
-        shape = [1, 1] + [1] * array.ndim
-        shape[2 + axis] = kernel.size
-        padding = [radius if d == axis else 0 for d in range(array.ndim)]
-        padded = F.pad(tensor, [p for d in reversed(padding) for p in (d, d)], mode="replicate")
-        tensor = convolve(padded, torch.from_numpy(kernel.astype(np.float32)).reshape(shape))
-    return tensor[0, 0].numpy()
-
-
 def augment_intensities(array: np.ndarray, rng: np.random.Generator,
                         settings: IntensityAugmentation = IntensityAugmentation()) -> np.ndarray:
     """A random new contrast of an image (see the module docstring for the steps).
@@ -166,8 +149,11 @@ def augment_intensities(array: np.ndarray, rng: np.random.Generator,
     values = values ** np.exp(rng.uniform(np.log(low), np.log(high)))
     values = _curve(values, settings.curve_knots, rng, settings)
     values = values * _bias_field(array.shape, rng, settings)
-    values = _gaussian_blur(values.astype(np.float32), settings.blur * rng.random())
-    sigma = settings.noise * rng.random()
-    real = values + rng.normal(0.0, sigma, values.shape)
-    imaginary = rng.normal(0.0, sigma, values.shape)
+    blur = settings.blur * rng.random()
+    values = values.astype(np.float32)
+    if blur >= 0.1:  # narrower kernels hardly change the image
+        values = gaussian_blur(values, blur, radius=int(np.ceil(3 * blur)))
+    noise = settings.noise * rng.random()
+    real = values + rng.normal(0.0, noise, values.shape)
+    imaginary = rng.normal(0.0, noise, values.shape)
     return np.sqrt(real ** 2 + imaginary ** 2).astype(np.float32)

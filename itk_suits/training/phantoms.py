@@ -125,14 +125,19 @@ def synthesize_modality(
     if bias > 0:
         image = image * (1.0 + bias * _smooth_noise(labels.shape, rng, control=4))
     if blur > 0:
-        image = _gaussian_blur(image, blur)
+        image = gaussian_blur(image, blur)
     if noise > 0:
         image = image + rng.normal(0.0, noise, labels.shape).astype(np.float32)
     return image.astype(np.float32)
 
 
-def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    radius = max(1, int(round(3 * sigma)))
+def gaussian_blur(image: np.ndarray, sigma: float, radius: int | None = None) -> np.ndarray:
+    """``image`` (2D or 3D float32 array) convolved with a Gaussian of ``sigma`` voxels along every axis.
+
+    The kernel reaches ``radius`` voxels (default ``max(1, round(3 sigma))``); edges are extended.
+    """
+    if radius is None:
+        radius = max(1, int(round(3 * sigma)))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     kernel = kernel / kernel.sum()

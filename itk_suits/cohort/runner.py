@@ -23,7 +23,7 @@ _MAX_BATCH_SIZE = 4096
 def _parameters(options: Mapping, pairs: Sequence[CohortPair]):
     """The cohort's validated registration parameters, checked against every pair's modalities (before any work)."""
     from ..features import get_feature_extractor
-    from ..features.registry import AUTO_FEATURES
+    from ..features.registry import is_auto
     from ..registration import RegistrationParameters
 
     try:
@@ -33,7 +33,7 @@ def _parameters(options: Mapping, pairs: Sequence[CohortPair]):
         raise ParameterError(f"unknown option(s) {unknown}; the registration parameters are "
                              f"{list(RegistrationParameters.__dataclass_fields__)}") from None
     parameters = parameters.validated()
-    if isinstance(parameters.features, str) and parameters.features.strip().lower() == AUTO_FEATURES:
+    if is_auto(parameters.features):
         return parameters  # each registration resolves it to features its images' modalities accept
     extractor = get_feature_extractor(parameters.features)
     for modalities in {pair.modalities() or parameters.modalities for pair in pairs}:

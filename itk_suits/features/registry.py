@@ -219,6 +219,11 @@ def shipped_model_names():
 AUTO_FEATURES = "auto"
 
 
+def is_auto(features):
+    """Whether ``features`` is ``"auto"`` (any case, surrounding spaces ignored)."""
+    return isinstance(features, str) and features.strip().lower() == AUTO_FEATURES
+
+
 def resolved_features(features, ndim, modalities=None, root=None):
     """The features a registration runs: ``"auto"`` resolved, anything else as given.
 
@@ -246,7 +251,7 @@ def resolved_features(features, ndim, modalities=None, root=None):
         ``features``, or for ``"auto"`` a feature string such as ``"mind"``
         or ``"mind+suits-abdomen-2d"``.
     """
-    if not (isinstance(features, str) and features.strip().lower() == AUTO_FEATURES):
+    if not is_auto(features):
         return features
     if modalities is not None:
         key = ",".join(modalities)

@@ -263,20 +263,27 @@ def organ_map(labels: sitk.Image, source: str) -> sitk.Image:
     return image
 
 
-@lru_cache(maxsize=16)
-def rendered_ct(data: Path, name: str, seed: int, spacing: float) -> tuple[sitk.Image, sitk.Image, str]:
-    """CT rendered from the label map ``name`` (:data:`CT_FILES`) around its liver, kidneys and spleen,
-    the four organs in CHAOS labels on the CT grid, and the contrast phase."""
+def render_around_organs(data: Path, name: str, seed: int, spacing: float) -> tuple[sitk.Image, sitk.Image, tuple]:
+    """CT rendered from the label map ``name`` (:data:`CT_FILES`) in its liver, kidneys and spleen plus
+    :data:`RENDER_MARGIN_MM`, those four organs in CHAOS labels on the CT grid, and their physical bounding
+    box (low, high) in the label map (the contrast phase is the CT's ``ct_phase`` metadata)."""
     path, source = CT_FILES[name]
     labels = sitk.ReadImage(str(data / path))
     organ_image = organ_map(labels, source)
     low, high = physical_box(organ_image)
     render_margin = np.asarray(RENDER_MARGIN_MM)
-    cropped = crop_physical(labels, low - render_margin, high + render_margin)
-    ct = render_ct(cropped, source, seed, spacing=[spacing] * 3)
-    phase = ct.GetMetaData("ct_phase")
-    ct = crop_physical(ct, low - CT_MARGIN_MM, high + CT_MARGIN_MM)
-    return ct, resample(organ_image, ct, None, "nearest"), phase
+    ct = render_ct(crop_physical(labels, low - render_margin, high + render_margin), source, seed,
+                   spacing=[spacing] * 3)
+    return ct, resample(organ_image, ct, None, "nearest"), (low, high)
+
+
+@lru_cache(maxsize=16)
+def rendered_ct(data: Path, name: str, seed: int, spacing: float) -> tuple[sitk.Image, sitk.Image, str]:
+    """CT rendered from the label map ``name`` (:func:`render_around_organs`) cropped to the four organs plus
+    :data:`CT_MARGIN_MM`, the organs on that grid, and the contrast phase."""
+    ct, organs, (low, high) = render_around_organs(data, name, seed, spacing)
+    box = (low - CT_MARGIN_MM, high + CT_MARGIN_MM)
+    return crop_physical(ct, *box), crop_physical(organs, *box), ct.GetMetaData("ct_phase")
 
 
 def ct_mr_case(data: Path, pairs, two_d: bool, shrink, spacing: float, contrast: str) -> list[Pair]:

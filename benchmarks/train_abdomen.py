@@ -46,15 +46,14 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
-from bench_intersubject import (CHAOS, CHAOS_SUBJECTS, CT_FILES, CT_SPACING_MM, RENDER_MARGIN_MM,  # noqa: E402
-                                VALIDATION, WORD_SUBJECTS, crop_physical, organ_map, physical_box)
+from bench_intersubject import (CHAOS, CHAOS_SUBJECTS, CT_SPACING_MM, VALIDATION, WORD_SUBJECTS,  # noqa: E402
+                                crop_physical, physical_box, render_around_organs)
 from support import set_threads  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.schedule import Scale  # noqa: E402
 from itk_suits.training import TrainingPair, TrainingSettings, signed_distance_maps, train_on_pairs  # noqa: E402
 from itk_suits.training.augment import augment_intensities  # noqa: E402
 from itk_suits.training.checkpoint import CHECKPOINT_NAME  # noqa: E402
-from itk_suits.training.rendering import render_ct  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
 MODELS = REPOSITORY / "itk_suits" / "models"
@@ -98,14 +97,7 @@ class Anatomy:
         """CT rendered from label map ``name`` with ``seed`` and its organs on the CT grid (cached)."""
         key = (name, seed)
         if key not in self._ct_cache:
-            path, source = CT_FILES[name]
-            labels = sitk.ReadImage(str(self.data / path))
-            organs = organ_map(labels, source)
-            low, high = physical_box(organs)
-            margin = np.asarray(RENDER_MARGIN_MM)
-            ct = render_ct(crop_physical(labels, low - margin, high + margin), source, seed,
-                           spacing=[CT_SPACING_MM] * 3)
-            self._ct_cache[key] = (ct, resample(organs, ct, None, "nearest"))
+            self._ct_cache[key] = render_around_organs(self.data, name, seed, CT_SPACING_MM)[:2]
         return self._ct_cache[key]
 
     def window(self, image: sitk.Image, labels: sitk.Image, size, rng: np.random.Generator):

@@ -206,13 +206,18 @@ def organ_pair(name, fixed, fixed_labels, moving, moving_labels, initial, two_d,
                 lambda t, f: organ_scores(fixed_labels, moving_labels, t, f), modalities, notes or {})
 
 
+def contrast_curve(array: np.ndarray, contrast: str) -> np.ndarray:
+    """``array``'s (0.5, 99.5) percentile range mapped through the curve of ``contrast`` (a key of
+    :data:`MR_CONTRASTS` other than ``"t2-spir"``): values in [0, 1]."""
+    low, high = np.percentile(array, (0.5, 99.5))
+    return np.interp(np.clip((array - low) / max(high - low, 1e-12), 0, 1), *MR_CONTRASTS[contrast])
+
+
 def mr_contrast(image: sitk.Image, contrast: str) -> sitk.Image:
     """The CHAOS T2-SPIR image as it is (``"t2-spir"``) or mapped through :data:`MR_CONTRASTS`'s curve."""
     if MR_CONTRASTS[contrast] is None:
         return image
-    array = sitk.GetArrayViewFromImage(image)
-    low, high = np.percentile(array, (0.5, 99.5))
-    curve = np.interp(np.clip((array - low) / (high - low), 0, 1), *MR_CONTRASTS[contrast])
+    curve = contrast_curve(sitk.GetArrayViewFromImage(image), contrast)
     result = sitk.GetImageFromArray((1000 * curve).astype(np.float32))
     result.CopyInformation(image)
     return result

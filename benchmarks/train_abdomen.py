@@ -33,6 +33,7 @@ the ONNX networks (``mr.onnx``, ``ct.onnx``), the card, torch weights, the train
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ from support import set_threads  # noqa: E402
 from itk_suits.interop.images import resample  # noqa: E402
 from itk_suits.schedule import Scale  # noqa: E402
 from itk_suits.training import TrainingPair, TrainingSettings, signed_distance_maps, train_on_pairs  # noqa: E402
-from itk_suits.training.augment import augment_intensities  # noqa: E402
+from itk_suits.training.augment import IntensityAugmentation, augment_intensities  # noqa: E402
 from itk_suits.training.checkpoint import CHECKPOINT_NAME  # noqa: E402
 
 DEFAULT_DATA = REPOSITORY.parent / "shared" / "data"
@@ -85,13 +86,31 @@ LICENCES = {"CHAOS T2-SPIR MR and labels": "CC BY-SA 4.0", "WORD CT label maps":
 
 
 class Anatomy:
-    """The training images of one modality and draws of random samples from them."""
+    """Labelled MR and CT images and draws of random samples from them.
 
-    def __init__(self, data: Path, ndim: int, alpha: float = SDM_ALPHA):
+    Parameters
+    ----------
+    data : Path
+        The shared data folder.
+    ndim : {2, 3}
+        Dimension of the samples.
+    alpha : float
+        SDM tanh scale, 1/mm.
+    mr_subjects, ct_maps : sequence
+        CHAOS subjects and WORD label maps (``"word_0014"``) to draw from (default: the training ones).
+    mr_intensities : callable or None
+        ``(array, rng) -> array`` applied to every MR window (default: :func:`augment_intensities`).
+    """
+
+    def __init__(self, data: Path, ndim: int, alpha: float = SDM_ALPHA, mr_subjects=None, ct_maps=None,
+                 mr_intensities=augment_intensities):
         self.data, self.ndim, self.alpha = data, ndim, alpha
+        self.ct_maps = tuple(CT_SUBJECTS if ct_maps is None else ct_maps)
+        self.mr_intensities = mr_intensities
         self._ct_cache: dict = {}
         self.mr = [(sitk.ReadImage(str(data / CHAOS / f"image_{s}.nii.gz"), sitk.sitkFloat32),
-                    sitk.ReadImage(str(data / CHAOS / f"label_{s}.nii.gz"), sitk.sitkUInt8)) for s in MR_SUBJECTS]
+                    sitk.ReadImage(str(data / CHAOS / f"label_{s}.nii.gz"), sitk.sitkUInt8))
+                   for s in (MR_SUBJECTS if mr_subjects is None else mr_subjects)]
 
     def rendered_ct(self, name: str, seed: int) -> tuple[sitk.Image, sitk.Image]:
         """CT rendered from label map ``name`` with ``seed`` and its organs on the CT grid (cached)."""
@@ -131,9 +150,11 @@ class Anatomy:
         if modality == "mr":
             image, labels = self.mr[rng.integers(len(self.mr))]
             window, window_labels, spacing = self.window(image, labels, size, rng)
-            window = augment_intensities(window, rng)
+            if self.mr_intensities is not None:
+                window = self.mr_intensities(window, rng)
         else:
-            ct, organs = self.rendered_ct(CT_SUBJECTS[rng.integers(len(CT_SUBJECTS))], int(rng.integers(RENDERINGS)))
+            name = self.ct_maps[rng.integers(len(self.ct_maps))]
+            ct, organs = self.rendered_ct(name, int(rng.integers(RENDERINGS)))
             low, high = physical_box(organs)
             margin = rng.uniform(*CT_CROP_MM)
             ct, organs = crop_physical(ct, low - margin, high + margin), crop_physical(organs, low - margin,
@@ -161,6 +182,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--architecture", choices=("featurecnn", "unet", "unet4"),
                         help="the paper's 7-layer FeatureCNN (default in 2D), the U-Net of three levels (default "
                              "in 3D) or of four")
+    parser.add_argument("--mr-inverted", type=float, default=IntensityAugmentation.inverted,
+                        help="probability that an MR window's random intensity curve decreases, bright and dark "
+                             f"tissues swapping as between T2 and T1 (default {IntensityAugmentation.inverted})")
     parser.add_argument("--alpha", type=float, default=SDM_ALPHA, help=f"SDM tanh scale in 1/mm (default {SDM_ALPHA})")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -181,7 +205,9 @@ def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     command = "python " + shlex.join(["benchmarks/train_abdomen.py", *(sys.argv[1:] if argv is None else argv)])
     set_threads(arguments.threads)
-    anatomy = Anatomy(arguments.data.resolve(), arguments.ndim, arguments.alpha)
+    augmentation = IntensityAugmentation(inverted=arguments.mr_inverted)
+    anatomy = Anatomy(arguments.data.resolve(), arguments.ndim, arguments.alpha,
+                      mr_intensities=functools.partial(augment_intensities, settings=augmentation))
 
     def pairs_of_epoch(epoch: int) -> list[TrainingPair]:
         rng = np.random.default_rng([arguments.seed, epoch])
@@ -197,7 +223,7 @@ def main(argv=None) -> None:
     settings = TrainingSettings(batch_pairs=arguments.batch, feature_learning_rate=arguments.learning_rate,
                                 subintervals=1)
     data = {"mr": {"dataset": "CHAOS T2-SPIR (shared/data/chaos_mr_t2)", "subjects": list(MR_SUBJECTS),
-                   "augmentation": "itk_suits.training.augment.IntensityAugmentation() defaults"},
+                   "augmentation": f"itk_suits.training.augment.{augmentation}"},
             "ct": {"dataset": "CT rendered from WORD label maps (shared/data/word_ct_labels)",
                    "label_maps": list(CT_SUBJECTS), "renderings_per_map": RENDERINGS,
                    "spacing_mm": CT_SPACING_MM},

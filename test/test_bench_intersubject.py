@@ -217,3 +217,30 @@ def test_abdomen_training_writes_a_model_per_modality(data, trainer_script, tmp_
     assert card["training"]["mode"] == "sdm-regression" and card["training"]["network"]["architecture"] == "featurecnn"
     assert card["training"]["data"]["licences"] and card["training"]["command"].startswith("python benchmarks/")
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_sdm_fit_reports_a_loss_ratio_per_modality_and_subject_set(data, trainer_script, tmp_path, monkeypatch, capsys):
+    import sdm_fit_abdomen
+
+    model = tmp_path / "abdomen"
+    trainer_script.main(["--ndim", "2", "--data", str(data), "--out", str(model), "--epochs", "1", "--pairs", "2",
+                         "--size", "32", "36", "--batch", "2", "--presentations", "1"])
+    monkeypatch.setattr(sdm_fit_abdomen, "SIZES", {2: (32, 36)})
+    monkeypatch.setattr(sdm_fit_abdomen, "SETS", {
+        "MR": ("mr", {"mr_subjects": (3,), "mr_intensities": None}),
+        "MR, T1-like": ("mr", {"mr_subjects": (3,), "mr_intensities": sdm_fit_abdomen.t1_like}),
+        "CT": ("ct", {"ct_maps": ("word_0016",)})})
+    output = tmp_path / "fit.json"
+    sdm_fit_abdomen.main([str(model), "--data", str(data), "--samples", "2", "--output", str(output)])
+    ratios = json.loads(output.read_text())["ratios"][str(model)]
+    assert set(ratios) == {"MR", "MR, T1-like", "CT"}
+    assert all(np.isfinite(value) and value > 0 for value in ratios.values())
+    assert "| MR | MR, T1-like | CT |" in capsys.readouterr().out
+
+
+def test_the_t1_like_window_curve_swaps_tissues_and_keeps_air_dark(trainer_script):
+    import sdm_fit_abdomen
+
+    window = np.array([[0.0, 300.0, 900.0]] * 4, np.float32)  # air, a darker and a brighter tissue
+    out = sdm_fit_abdomen.t1_like(window, np.random.default_rng(0))
+    assert out[0, 0] < out[0, 2] < out[0, 1]

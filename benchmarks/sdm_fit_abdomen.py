@@ -35,7 +35,7 @@ from bench_intersubject import VALIDATION, contrast_curve  # noqa: E402
 from support import set_threads  # noqa: E402
 from train_abdomen import CT_SUBJECTS, DEFAULT_DATA, MR_SUBJECTS, SIZES, Anatomy  # noqa: E402
 from itk_suits.features.registry import get_feature_extractor  # noqa: E402
-from itk_suits.training.losses import sdm_targets  # noqa: E402
+from itk_suits.training.losses import sdm_fit  # noqa: E402
 
 
 def t1_like(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -58,10 +58,8 @@ def loss_ratio(extractor, modality: str, samples: list) -> float:
     error = constant = 0.0
     for image, sdm in samples:
         with torch.no_grad():
-            features = extractor(image, role="fixed", modality=modality)
-        target = sdm_targets(sdm, features.shape[1])
-        error += float(((features - target) ** 2).mean())
-        constant += float(target.flatten(2).var(dim=2, unbiased=False).mean())
+            loss, constant_loss = sdm_fit(extractor(image, role="fixed", modality=modality), sdm)
+        error, constant = error + float(loss), constant + constant_loss
     return error / constant
 
 

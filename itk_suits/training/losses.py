@@ -34,7 +34,7 @@ import torch
 from ..core.descent import confidence_floor
 from ..core.optimizer import BSplineDescentStep, DescentSettings
 
-__all__ = ["LossValue", "STEP_LOSSES", "sdm_regression_loss", "sdm_targets", "step_matching_loss",
+__all__ = ["LossValue", "STEP_LOSSES", "sdm_fit", "sdm_regression_loss", "sdm_targets", "step_matching_loss",
            "unrolled_alignment_loss"]
 
 
@@ -207,9 +207,27 @@ def sdm_regression_loss(
         the targets), so the ratio is the fraction of the anatomy's variance
         the features miss.
     """
-    losses, constants = [], []
-    for features, sdm in ((fixed_features, fixed_sdm), (moving_features, moving_sdm)):
-        target = sdm_targets(sdm, features.shape[1]).to(features)
-        losses.append(((features - target) ** 2).mean())
-        constants.append(float(target.flatten(2).var(dim=2, unbiased=False).mean()))
-    return LossValue(sum(losses) / 2, sum(constants) / 2)
+    fixed_loss, fixed_constant = sdm_fit(fixed_features, fixed_sdm)
+    moving_loss, moving_constant = sdm_fit(moving_features, moving_sdm)
+    return LossValue((fixed_loss + moving_loss) / 2, (fixed_constant + moving_constant) / 2)
+
+
+def sdm_fit(features: torch.Tensor, sdm: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """How well one image's features regress its merged-label SDMs.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        ``[1, C, *spatial]`` features.
+    sdm : torch.Tensor
+        ``[1, L + 1, *spatial]`` SDMs of the same image on the same grid.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar mean squared difference over voxels and channels (differentiable in ``features``).
+    constant : float
+        That of the best constant features: the mean per-channel variance of the targets.
+    """
+    target = sdm_targets(sdm, features.shape[1]).to(features)
+    return ((features - target) ** 2).mean(), float(target.flatten(2).var(dim=2, unbiased=False).mean())
